@@ -1,0 +1,50 @@
+"""The composition root: everything the hub runs is built here, from settings, on demand.
+
+`uvicorn --factory hub.bootstrap:create_app` and `hub serve` call `create_app`; the worker
+processes call `build` and then declare the actors. Tests call the same functions with their
+own settings. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import ASGIApp
+
+from hub.config import Settings
+from hub.container import Container, build
+from hub.db import is_sqlite
+from hub.ingest.asgi import Ingress, with_ingress
+from hub.ingest.committer import GroupCommitter
+from hub.queue import Enqueuer
+from hub.sweeper import Sweeper
+from hub.web.app import Service, build_api
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    container = build(settings)
+    return create_app_from(container)
+
+
+def create_app_from(container: Container) -> ASGIApp:
+    settings = container.settings
+    enqueuer = Enqueuer(container.events, container.store.mark_queued)
+    committer = GroupCommitter(
+        container.store.insert,
+        enqueuer.submit,
+        concurrency=1 if is_sqlite(settings.database_url) else 4,
+    )
+    services: list[Service] = [
+        enqueuer,
+        Sweeper(container.store, container.events, settings.sweep_interval_s),
+    ]
+    if container.embedded:
+        from hub.workers import InProcessWorkers
+
+        services.append(InProcessWorkers(container, settings.worker_threads))
+    api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
+    ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
+    mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"
+    log.info("webhook endpoints mounted: %s", mounted)
+    return with_ingress(api, ingress)

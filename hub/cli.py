@@ -1,0 +1,71 @@
+"""`hub`: serve, worker, migrate (the admin commands arrive with the admin surface)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from hub.config import Settings
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "hub.bootstrap:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        # One line per webhook costs more CPU than verifying it; errors are still logged.
+        access_log=args.access_log,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from hub.workers import run_worker_processes
+
+    run_worker_processes(Settings(), args.processes, args.threads)
+
+
+def _migrate(_args: argparse.Namespace) -> None:
+    from hub.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hub", description="Webhook ingestion and incident hub")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (and, without HUB_REDIS_URL, the workers)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run Dramatiq worker processes (needs HUB_REDIS_URL)")
+    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--threads", type=int, default=8)
+    worker.set_defaults(func=_worker)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(func=_migrate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,81 @@
+"""Settings, read from `HUB_*` environment variables and `.env` only when asked for."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+# Lists arrive comma-separated; NoDecode stops pydantic-settings from expecting JSON.
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./hub.db"
+    redis_url: str | None = None
+
+    stripe_webhook_secrets: SecretList = Field(default_factory=list)
+    github_webhook_secrets: SecretList = Field(default_factory=list)
+    slack_signing_secrets: SecretList = Field(default_factory=list)
+    signature_tolerance_s: int = 300
+
+    slack_bot_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_incident_channel: str = "#incidents"
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_incident_repo: str | None = None
+
+    admin_tokens: SecretList = Field(default_factory=list)
+
+    max_body_bytes: int = 25 * MIB
+
+    # Workers: retries per event, then `failed`. Backoff doubles from the minimum.
+    worker_max_retries: int = 5
+    worker_min_backoff_ms: int = 2_000
+    worker_max_backoff_ms: int = 300_000
+    worker_threads: int = 4
+    # An event stuck in `processing` longer than this is taken back by the sweeper: a worker
+    # that died mid-event must not wait for Dramatiq's 60 s heartbeat plus a random pass.
+    processing_lease_s: float = 30.0
+    # An event `received` but not handed to the queue this long (enqueue failed, process
+    # died) is enqueued again; a `queued` one this long (broker lost it) likewise.
+    requeue_received_after_s: float = 10.0
+    requeue_queued_after_s: float = 300.0
+    sweep_interval_s: float = 5.0
+    queue_name: str = "hub-events"
+    redis_namespace: str = "hub"
+
+    # SQLite only: FULL fsyncs the WAL at each (group) commit so a 2xx survives power loss;
+    # NORMAL survives a process crash only.
+    sqlite_synchronous: str = "FULL"
+
+    @field_validator(
+        "stripe_webhook_secrets",
+        "github_webhook_secrets",
+        "slack_signing_secrets",
+        "admin_tokens",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split(value)
+
+    def webhook_secrets(self) -> dict[str, list[str]]:
+        """Provider name -> its secrets; a provider with none is not mounted."""
+        return {
+            "stripe": [s.get_secret_value() for s in self.stripe_webhook_secrets],
+            "github": [s.get_secret_value() for s in self.github_webhook_secrets],
+            "slack": [s.get_secret_value() for s in self.slack_signing_secrets],
+        }

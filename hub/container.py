@@ -1,0 +1,50 @@
+"""What one hub process is made of, built from settings. `hub.bootstrap` assembles it into an
+app; worker processes and the CLI use it directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+from sqlalchemy import Engine
+
+from hub.config import Settings
+from hub.db import make_engine
+from hub.queue import EventQueue, build_broker
+from hub.store import EventStore, Timing
+from integrations.base import Endpoint
+from integrations.registry import build_endpoints
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    store: EventStore
+    broker: dramatiq.Broker
+    events: EventQueue
+    endpoints: dict[str, Endpoint]
+
+    @property
+    def embedded(self) -> bool:
+        """No broker configured: the workers run inside the API process."""
+        return not self.settings.redis_url
+
+
+def build(settings: Settings | None = None) -> Container:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    timing = Timing(
+        received_s=settings.requeue_received_after_s,
+        queued_s=settings.requeue_queued_after_s,
+        lease_s=settings.processing_lease_s,
+    )
+    broker = build_broker(settings)
+    return Container(
+        settings=settings,
+        engine=engine,
+        store=EventStore(engine, timing),
+        broker=broker,
+        events=EventQueue(broker, settings.queue_name),
+        endpoints=build_endpoints(settings.webhook_secrets(), settings.signature_tolerance_s),
+    )

@@ -1,0 +1,74 @@
+"""Tables. Events are stored once per (provider, delivery id); attempts keep every run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+UTCDateTime = DateTime(timezone=True)
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+ACTIVE = (Status.RECEIVED, Status.QUEUED, Status.PROCESSING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("provider", "delivery_id", name="uq_events_provider_delivery"),
+        Index("ix_events_status_id", "status", "id"),
+        Index("ix_events_received_at", "received_at"),
+        # Only active events carry a deadline, so the sweeper's range scan stays small.
+        Index("ix_events_deadline", "deadline"),
+    )
+
+    # Time-ordered ids ("evt_" + ULID): the primary key is also the listing order and cursor.
+    id: str = Field(primary_key=True, max_length=40)
+    provider: str = Field(max_length=32)
+    delivery_id: str = Field(max_length=200)
+    type: str = Field(max_length=200)
+    status: str = Field(default=Status.RECEIVED, max_length=16)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    # When the sweeper should take the event back if it has not moved on; NULL once settled.
+    deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    runs: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+    headers: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    body: bytes = Field(sa_type=LargeBinary)
+
+
+class Attempt(SQLModel, table=True):
+    __tablename__ = "attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(foreign_key="events.id", index=True, max_length=40)
+    workflow: str = Field(max_length=200)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str = Field(max_length=16)
+    error: str | None = Field(default=None, sa_type=Text)
+    traceback: str | None = Field(default=None, sa_type=Text)

@@ -1,0 +1,51 @@
+"""Takes back events that stopped moving: never enqueued (broker down, process died after
+the commit), lost by the broker, or held by a worker that died mid-event."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from hub.queue import EventQueue
+from hub.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, store: EventStore, events: EventQueue, interval_s: float) -> None:
+        self._store = store
+        self._events = events
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hub-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def sweep_once(self) -> int:
+        total = 0
+        while True:
+            ids = self._store.sweep(limit=1000)
+            if ids:
+                # Claimed back to `received` with a short deadline: if this send fails they
+                # come round again next time.
+                self._events.send(ids)
+                self._store.mark_queued(ids)
+                total += len(ids)
+            if len(ids) < 1000:
+                break
+        if total:
+            log.warning("sweeper re-enqueued %d stalled events", total)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.sweep_once()
+            except Exception as exc:  # database or broker down: try again next round
+                log.warning("sweep failed: %s: %s", type(exc).__name__, exc)

@@ -1,0 +1,59 @@
+"""The FastAPI application: admin API, operations endpoints and their OpenAPI docs."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
+
+from fastapi import FastAPI
+
+from hub.web import admin, ops
+
+if TYPE_CHECKING:
+    from hub.container import Container
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """A background part of the process (enqueuer, sweeper, in-process workers)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def build_api(
+    container: Container,
+    services: Sequence[Service],
+    on_shutdown: Sequence[Callable[[], None]] = (),
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for service in services:
+            service.start()
+        # Everything built so far lives as long as the process: keep it out of the
+        # collector's generations so a full collection does not stall requests.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            for service in reversed(services):
+                service.stop()
+            for hook in on_shutdown:
+                hook()
+
+    app = FastAPI(
+        title="Webhook hub",
+        summary="Verified webhook ingestion, incidents and replay for Stripe, GitHub and Slack.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.include_router(ops.router(container))
+    app.include_router(admin.router(container))
+    return app

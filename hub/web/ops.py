@@ -1,0 +1,40 @@
+"""Liveness, readiness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from hub.db import ping
+
+if TYPE_CHECKING:
+    from hub.container import Container
+
+
+def router(container: Container) -> APIRouter:
+    api = APIRouter(tags=["operations"])
+
+    @api.get("/healthz", summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", summary="The database and the broker are reachable")
+    def readyz() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        probes: dict[str, Callable[[], None]] = {
+            "database": lambda: ping(container.engine),
+            "broker": container.events.ping,
+        }
+        for name, check in probes.items():
+            try:
+                check()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unreachable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    return api

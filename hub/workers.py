@@ -1,0 +1,110 @@
+"""Running the routing actor: inside `hub serve` (embedded) or as `hub worker` processes.
+
+This module, not the web layer, imports `handlers`: actors must be declared after the
+broker exists, in the process that will run them."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import dramatiq
+
+from hub.config import Settings
+from hub.container import Container, build
+from hub.sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+
+# An idle worker polls the broker this often (ms): the pickup latency at low load.
+POLL_MS = 100
+
+
+def start_worker(container: Container, threads: int) -> dramatiq.Worker:
+    from handlers.actors import declare_actors
+    from handlers.context import WorkflowContext
+
+    ctx = WorkflowContext(
+        settings=container.settings,
+        engine=container.engine,
+        store=container.store,
+        queue=container.events,
+    )
+    declare_actors(container.broker, ctx)
+    worker = dramatiq.Worker(container.broker, worker_threads=threads, worker_timeout=POLL_MS)
+    worker.start()
+    return worker
+
+
+class InProcessWorkers:
+    """The embedded mode's workers: Dramatiq's own Worker over the in-memory broker."""
+
+    def __init__(self, container: Container, threads: int) -> None:
+        self._container = container
+        self._threads = threads
+        self._worker: dramatiq.Worker | None = None
+
+    def start(self) -> None:
+        self._worker = start_worker(self._container, self._threads)
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            # Unfinished events stay `processing` in the database and are swept at next start.
+            self._worker.stop(timeout=10_000)
+
+
+def _child(threads: int) -> None:
+    """One worker process: its own container, its own connections."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    container = build(Settings())
+    worker = start_worker(container, threads)
+    stopping = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+    # Lets running messages finish; unstarted prefetched ones go back to the broker.
+    worker.stop(timeout=30_000)
+    container.broker.close()
+
+
+def run_worker_processes(settings: Settings, processes: int, threads: int) -> None:
+    """`hub worker`: supervise N worker processes, restart any that dies, and sweep."""
+    if not settings.redis_url:
+        raise SystemExit("hub worker needs HUB_REDIS_URL; without it `hub serve` runs the workers")
+    ctx = multiprocessing.get_context("spawn")
+    children = [_spawn(ctx, threads) for _ in range(processes)]
+    container = build(settings)
+    sweeper = Sweeper(container.store, container.events, settings.sweep_interval_s)
+    sweeper.start()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    log.info("%d worker processes x %d threads on %s", processes, threads, settings.queue_name)
+    while not stopping.wait(1.0):
+        for i, child in enumerate(children):
+            if not child.is_alive():
+                log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
+                children[i] = _spawn(ctx, threads)
+    sweeper.stop()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + 35
+    for child in children:
+        child.join(timeout=max(0.1, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+
+
+def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> BaseProcess:
+    proc = ctx.Process(target=_child, args=(threads,), name="hub-worker")
+    proc.start()
+    return proc

@@ -1,0 +1,116 @@
+"""Shared fixtures: a hub built from settings like production, and the real services.
+
+Tests that need PostgreSQL or Redis skip with a reason on a machine without them, and fail
+under CI=true, where skipping would hide a broken service path."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from hub.config import Settings
+from hub.migrate import upgrade
+from tests.signing import GITHUB_SECRET, SLACK_SECRET, STRIPE_SECRET
+
+PG_CANDIDATES = [
+    os.environ.get("HUB_TEST_POSTGRES_URL", ""),
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+]
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+def _unavailable(service: str, why: str) -> None:
+    message = f"{service} is not reachable ({why})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "stripe_webhook_secrets": [STRIPE_SECRET],
+        "github_webhook_secrets": [GITHUB_SECRET],
+        "slack_signing_secrets": [SLACK_SECRET],
+        "admin_tokens": [ADMIN_TOKEN],
+        "worker_min_backoff_ms": 50,
+        "worker_max_backoff_ms": 200,
+        "worker_max_retries": 2,
+        "sweep_interval_s": 0.5,
+        "requeue_received_after_s": 1.0,
+        "processing_lease_s": 3.0,
+        "queue_name": f"hub-test-{uuid.uuid4().hex[:8]}",
+    }
+    values.update(overrides)
+    # _env_file=None: a developer's .env must not leak into tests.
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path}/hub.db"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    return make_settings(sqlite_url)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    errors = []
+    for url in filter(None, PG_CANDIDATES):
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                return url
+        except psycopg.Error as exc:
+            errors.append(f"{url.split('@')[-1]}: {type(exc).__name__}")
+    _unavailable("PostgreSQL", "; ".join(errors))
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh database per test, migrated, dropped afterwards."""
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_admin_url.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    upgrade(url)
+    yield url
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", f"{REDIS_URL}: {type(exc).__name__}")
+    yield REDIS_URL
+    client.close()
+
+
+@pytest.fixture
+def redis_namespace(redis_url: str) -> Iterator[str]:
+    """A private Dramatiq namespace, deleted afterwards, so tests never see each other's jobs."""
+    namespace = f"hubtest-{uuid.uuid4().hex[:10]}"
+    yield namespace
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
