@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     requeue_received_after_s: float = 10.0
     requeue_queued_after_s: float = 300.0
     sweep_interval_s: float = 5.0
+    # Dramatiq returns a dead worker's unacked messages once its heartbeat is this old and a
+    # maintenance pass runs (a random fraction of calls); its defaults (60 s, 0.1%) can take
+    # minutes. Events already claimed are recovered by the lease above, sooner.
+    broker_heartbeat_timeout_ms: int = 15_000
+    broker_maintenance_per_million: int = 20_000
     queue_name: str = "hub-events"
     redis_namespace: str = "hub"
 

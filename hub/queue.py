@@ -43,7 +43,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10
         )
         broker = RedisBroker(  # type: ignore[no-untyped-call]
-            client=client, namespace=settings.redis_namespace, middleware=middleware
+            client=client,
+            namespace=settings.redis_namespace,
+            middleware=middleware,
+            heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+            maintenance_chance=settings.broker_maintenance_per_million,
         )
     else:
         broker = StubBroker(middleware=middleware)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -70,7 +71,11 @@ def _child(threads: int) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stopping.wait()
+    parent = os.getppid()
+    # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.
+    while not stopping.wait(1.0):
+        if os.getppid() != parent:
+            break
     # Lets running messages finish; unstarted prefetched ones go back to the broker.
     worker.stop(timeout=30_000)
     container.broker.close()

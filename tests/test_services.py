@@ -1,0 +1,183 @@
+"""Production mode against real PostgreSQL and Redis: what a platform team bets on.
+
+Required under CI=true; skipped with a reason on a machine without the services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from hub.bootstrap import create_app
+from hub.config import Settings
+from hub.db import make_engine
+from hub.store import events
+from tests.conftest import make_settings
+from tests.proxy import Proxy
+from tests.signing import github_request, stripe_event, stripe_request
+
+pytestmark = pytest.mark.services
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def prod_settings(postgres_url: str, redis_url: str, redis_namespace: str) -> Settings:
+    return make_settings(
+        postgres_url,
+        redis_url=redis_url,
+        redis_namespace=redis_namespace,
+        broker_heartbeat_timeout_ms=5_000,
+    )
+
+
+def counts(settings: Settings) -> dict[str, int]:
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        stmt = select(events.c.status, func.count()).group_by(events.c.status)
+        result = {status: n for status, n in conn.execute(stmt)}
+    engine.dispose()
+    return result
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(
+                v.get_secret_value() if hasattr(v, "get_secret_value") else v for v in value
+            )
+        elif hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"HUB_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture
+def hub_worker(prod_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Start `hub worker` processes (each in its own process group) and clean them up."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "--processes", "1", "--threads", "2"],
+            env=settings_env(prod_settings),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def post(client: TestClient, request: tuple[bytes, dict[str, str]]) -> Any:
+    body, headers = request
+    return client.post("/webhooks/" + _path(headers), content=body, headers=headers)
+
+
+def _path(headers: dict[str, str]) -> str:
+    return "github" if "x-github-event" in headers else "stripe"
+
+
+def test_concurrent_duplicates_from_two_api_processes_make_one_row(prod_settings):
+    # Two apps = two engines and two committers, as two `hub serve` processes would have.
+    request = stripe_request(stripe_event())
+    with TestClient(create_app(prod_settings)) as a, TestClient(create_app(prod_settings)) as b:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i: post((a, b)[i % 2], request), range(40)))
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.json()["event_id"] for r in answers}) == 1
+    assert sum(not r.json()["duplicate"] for r in answers) == 1
+    assert sum(counts(prod_settings).values()) == 1
+
+
+def test_events_flow_through_redis_to_a_hub_worker(prod_settings, hub_worker):
+    hub_worker()
+    with TestClient(create_app(prod_settings)) as client:
+        ids = [
+            post(client, github_request("ping", {"zen": "z", "hook_id": 1})).json()
+            for _ in range(20)
+        ]
+        ids += [post(client, stripe_request(stripe_event())).json() for _ in range(20)]
+    assert all(not i["duplicate"] for i in ids)
+    wait_for(
+        lambda: counts(prod_settings) == {"processed": 20, "ignored": 20}, 30, "40 settled events"
+    )
+
+
+def test_a_worker_killed_mid_event_loses_nothing(prod_settings, hub_worker):
+    """SIGKILL a `hub worker` after it claimed events and ran their workflows but before it
+    recorded the outcome; a new worker finishes them via the lease, well inside Dramatiq's own
+    heartbeat recovery."""
+    with TestClient(create_app(prod_settings)) as client:
+        for _ in range(30):
+            post(client, github_request("ping", {"zen": "z", "hook_id": 1}))
+    lock = psycopg.connect(prod_settings.database_url.replace("+psycopg", ""), autocommit=False)
+    # Recording attempts waits on this lock: the worker is caught between work and commit.
+    lock.execute("LOCK TABLE attempts IN EXCLUSIVE MODE")
+    first = hub_worker()
+    wait_for(lambda: counts(prod_settings).get("processing", 0) > 0, 30, "a claimed batch")
+    time.sleep(0.3)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    lock.rollback()
+    lock.close()
+    stuck = counts(prod_settings).get("processing", 0)
+    assert stuck > 0
+    hub_worker()
+    took = wait_for(lambda: counts(prod_settings) == {"processed": 30}, 45, "all 30 processed")
+    lease = prod_settings.processing_lease_s
+    print(
+        f"\n{stuck} events held by the killed worker; all 30 processed {took:.1f} s after restart"
+    )
+    assert took < lease + 20  # Dramatiq alone would need >= its heartbeat timeout plus luck
+
+
+def test_redis_down_during_ingestion_loses_nothing(prod_settings, hub_worker):
+    proxy = Proxy("127.0.0.1", int(prod_settings.redis_url.rsplit(":", 1)[1].split("/")[0]))
+    db = prod_settings.redis_url.rsplit("/", 1)[1]
+    via_proxy = prod_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{proxy.port}/{db}"}
+    )
+    proxy.down()
+    with TestClient(create_app(via_proxy)) as client:
+        answers = [post(client, stripe_request(stripe_event())) for _ in range(25)]
+        assert {r.status_code for r in answers} == {200}
+        assert counts(prod_settings) == {"received": 25}
+        assert client.get("/readyz").status_code == 503
+        hub_worker()  # workers on the real Redis, waiting for work
+        proxy.up()
+        # The API process's sweeper finds the events that were never queued and sends them.
+        wait_for(lambda: counts(prod_settings) == {"ignored": 25}, 30, "25 events ignored")
+        assert client.get("/readyz").status_code == 200
+    proxy.down()
