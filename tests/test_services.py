@@ -62,16 +62,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, list):
-            value = ",".join(
-                v.get_secret_value() if hasattr(v, "get_secret_value") else v for v in value
-            )
-        elif hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"HUB_{name.upper()}"] = str(value)
+        if value is not None:
+            env[f"HUB_{name.upper()}"] = _plain(value)
     return env
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(_plain(v) for v in value)
+    return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
 
 
 @pytest.fixture
@@ -112,9 +111,12 @@ def _path(headers: dict[str, str]) -> str:
 def test_concurrent_duplicates_from_two_api_processes_make_one_row(prod_settings):
     # Two apps = two engines and two committers, as two `hub serve` processes would have.
     request = stripe_request(stripe_event())
-    with TestClient(create_app(prod_settings)) as a, TestClient(create_app(prod_settings)) as b:
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda i: post((a, b)[i % 2], request), range(40)))
+    with (
+        TestClient(create_app(prod_settings)) as a,
+        TestClient(create_app(prod_settings)) as b,
+        ThreadPoolExecutor(16) as pool,
+    ):
+        answers = list(pool.map(lambda i: post((a, b)[i % 2], request), range(40)))
     assert {r.status_code for r in answers} == {200}
     assert len({r.json()["event_id"] for r in answers}) == 1
     assert sum(not r.json()["duplicate"] for r in answers) == 1
