@@ -15,6 +15,7 @@ from hub.container import Container, build
 from hub.db import is_sqlite
 from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter
+from hub.models import Status
 from hub.queue import Enqueuer
 from hub.sweeper import Sweeper
 from hub.web.app import Service, build_api
@@ -29,20 +30,28 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
 def create_app_from(container: Container) -> ASGIApp:
     settings = container.settings
-    enqueuer = Enqueuer(container.events, container.store.mark_queued)
-    committer = GroupCommitter(
-        container.store.insert,
-        enqueuer.submit,
-        concurrency=1 if is_sqlite(settings.database_url) else 4,
+    store = container.store
+    sweeper = Sweeper(
+        store, container.events, settings.sweep_interval_s, recover=container.embedded
     )
-    services: list[Service] = [
-        enqueuer,
-        Sweeper(container.store, container.events, settings.sweep_interval_s),
-    ]
+    services: list[Service] = [sweeper]
     if container.embedded:
         from hub.workers import InProcessWorkers
 
+        # The in-memory queue fails only with this process, so events are stored as
+        # `queued` and sent right after their commit, with no second write to mark them.
         services.append(InProcessWorkers(container, settings.worker_threads))
+        committer = GroupCommitter(
+            lambda batch: store.insert(batch, Status.QUEUED), container.events.send
+        )
+    else:
+        enqueuer = Enqueuer(container.events, store.mark_queued)
+        services.append(enqueuer)
+        committer = GroupCommitter(
+            store.insert,
+            enqueuer.submit,
+            concurrency=1 if is_sqlite(settings.database_url) else 4,
+        )
     api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
     ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"

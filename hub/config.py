@@ -20,7 +20,10 @@ def _split(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+    # env_ignore_empty: `HUB_SLACK_BOT_TOKEN=` (as compose files write) means unset, not "".
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str = "sqlite:///./hub.db"
     redis_url: str | None = None

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+
+_gates: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
 
 
 def is_sqlite(url: str) -> bool:
@@ -15,6 +21,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _tune_sqlite(engine, sqlite_synchronous)
+        _gates[engine] = threading.Lock()
         return engine
     return create_engine(
         url,
@@ -45,3 +52,17 @@ def _tune_sqlite(engine: Engine, synchronous: str) -> None:
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction. SQLite has one writer: its threads queue on a Python lock here,
+    because SQLite's own busy handler sleeps in steps of up to 100 ms and would put those
+    sleeps straight into the webhook answer times."""
+    gate = _gates.get(engine)
+    if gate is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with gate, engine.begin() as conn:
+        yield conn

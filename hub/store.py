@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from hub.db import write
 from hub.ids import new_event_id
 from hub.models import ACTIVE, Attempt, Event, Status, utcnow
 
@@ -75,10 +76,14 @@ class EventStore:
             .returning(events.c.id)
         )
 
-    def insert(self, batch: Sequence[NewEvent]) -> list[Stored]:
-        """Store a batch in one transaction; the answer for each item, in order."""
+    def insert(self, batch: Sequence[NewEvent], status: Status = Status.RECEIVED) -> list[Stored]:
+        """Store a batch in one transaction; the answer for each item, in order.
+
+        `queued` is for an in-memory queue, which cannot fail apart from this process: the
+        events go straight to it after the commit, and `recover` takes them back at start."""
         now = utcnow()
-        deadline = now + timedelta(seconds=self.timing.received_s)
+        wait = self.timing.received_s if status == Status.RECEIVED else self.timing.queued_s
+        deadline = now + timedelta(seconds=wait)
         first: dict[tuple[str, str], str] = {}
         rows: list[dict[str, Any]] = []
         for ev in batch:
@@ -86,8 +91,8 @@ class EventStore:
             if key in first:
                 continue  # a repeat inside the same batch (Slack retries race the original)
             first[key] = new_event_id()
-            rows.append(_row(first[key], ev, now, deadline))
-        with self.engine.begin() as conn:
+            rows.append(_row(first[key], ev, now, deadline, status))
+        with write(self.engine) as conn:
             inserted = {r[0] for r in conn.execute(self._insert, rows)}
             missing = [k for k, eid in first.items() if eid not in inserted]
             existing = self._existing_ids(conn, missing) if missing else {}
@@ -111,16 +116,20 @@ class EventStore:
 
     def mark_queued(self, ids: Sequence[str]) -> None:
         now = utcnow()
+        # SKIP LOCKED: a row a worker holds is already past `received`.
         stmt = (
             update(events)
-            .where(events.c.id.in_(ids), events.c.status == Status.RECEIVED)
+            .where(
+                events.c.id.in_(_locked(events.c.id.in_(ids), skip=True)),
+                events.c.status == Status.RECEIVED,
+            )
             .values(
                 status=Status.QUEUED,
                 updated_at=now,
                 deadline=now + timedelta(seconds=self.timing.queued_s),
             )
         )
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             conn.execute(stmt)
 
     def claim(self, ids: Sequence[str]) -> list[Claimed]:
@@ -130,7 +139,7 @@ class EventStore:
         stmt = (
             update(events)
             .where(
-                events.c.id.in_(ids),
+                events.c.id.in_(_locked(events.c.id.in_(ids), skip=False)),
                 or_(
                     events.c.status.in_([Status.RECEIVED, Status.QUEUED]),
                     and_(events.c.status == Status.PROCESSING, events.c.deadline < now),
@@ -144,7 +153,7 @@ class EventStore:
             )
             .returning(events.c.id, events.c.provider, events.c.type, events.c.runs)
         )
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             return [Claimed(*row) for row in conn.execute(stmt)]
 
     def settle(
@@ -165,28 +174,36 @@ class EventStore:
         if retry_at is not None:
             deadline = retry_at + timedelta(seconds=self.timing.queued_s)
         rows = [{"event_id": eid, **_attempt_row(rec)} for eid, rec in records]
-        with self.engine.begin() as conn:
-            if rows:
-                conn.execute(insert(attempts), rows)
+        with write(self.engine) as conn:
+            # Events first: the attempts' foreign keys then lock rows this transaction holds.
             if ids:
                 conn.execute(
                     update(events)
-                    .where(events.c.id.in_(ids), events.c.status == Status.PROCESSING)
+                    .where(
+                        events.c.id.in_(_locked(events.c.id.in_(ids), skip=False)),
+                        events.c.status == Status.PROCESSING,
+                    )
                     .values(status=status, updated_at=now, deadline=deadline, last_error=error)
                 )
+            if rows:
+                conn.execute(insert(attempts), rows)
 
-    def sweep(self, limit: int = 1000) -> list[str]:
+    def sweep(self, limit: int = 1000, *, untouched_since: datetime | None = None) -> list[str]:
         """Claim active events whose deadline passed and put them back to `received`, as if
         just stored: the caller enqueues them, and if that fails they come round again soon.
 
         The deadline test is repeated in the outer UPDATE so that concurrent sweepers in
-        other processes never take the same event twice."""
+        other processes never take the same event twice. `untouched_since` ignores deadlines
+        and takes every active event not changed since then: for an embedded hub starting up,
+        whose in-memory queue died with the previous process."""
         now = utcnow()
-        overdue = and_(events.c.deadline < now, events.c.status.in_(ACTIVE))
-        picked = select(events.c.id).where(overdue).order_by(events.c.deadline).limit(limit)
+        if untouched_since is None:
+            overdue = and_(events.c.deadline < now, events.c.status.in_(ACTIVE))
+        else:
+            overdue = and_(events.c.updated_at < untouched_since, events.c.status.in_(ACTIVE))
         stmt = (
             update(events)
-            .where(events.c.id.in_(picked.scalar_subquery()), overdue)
+            .where(events.c.id.in_(_locked(overdue, skip=True, limit=limit)), overdue)
             .values(
                 status=Status.RECEIVED,
                 updated_at=now,
@@ -194,17 +211,28 @@ class EventStore:
             )
             .returning(events.c.id)
         )
-        with self.engine.begin() as conn:
+        with write(self.engine) as conn:
             return [row[0] for row in conn.execute(stmt)]
 
 
-def _row(eid: str, ev: NewEvent, now: datetime, deadline: datetime) -> dict[str, Any]:
+def _locked(condition: Any, *, skip: bool, limit: int | None = None) -> Any:
+    """Ids to update, locked in id order (PostgreSQL; SQLite has one writer anyway).
+
+    Two UPDATEs with `id IN (...)` lock rows in whatever order the plan visits them and can
+    deadlock each other; locking through an ordered SELECT ... FOR UPDATE cannot."""
+    stmt = select(events.c.id).where(condition).order_by(events.c.id).limit(limit)
+    return stmt.with_for_update(skip_locked=skip).scalar_subquery()
+
+
+def _row(
+    eid: str, ev: NewEvent, now: datetime, deadline: datetime, status: Status
+) -> dict[str, Any]:
     return {
         "id": eid,
         "provider": ev.provider,
         "delivery_id": ev.delivery_id,
         "type": ev.type,
-        "status": Status.RECEIVED,
+        "status": status,
         "received_at": now,
         "updated_at": now,
         "deadline": deadline,

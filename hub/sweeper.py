@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
+from hub.models import utcnow
 from hub.queue import EventQueue
 from hub.store import EventStore
 
@@ -13,7 +15,10 @@ log = logging.getLogger(__name__)
 
 
 class Sweeper:
-    def __init__(self, store: EventStore, events: EventQueue, interval_s: float) -> None:
+    def __init__(
+        self, store: EventStore, events: EventQueue, interval_s: float, *, recover: bool = False
+    ) -> None:
+        self._recover_first = recover
         self._store = store
         self._events = events
         self._interval = interval_s
@@ -27,10 +32,14 @@ class Sweeper:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def sweep_once(self) -> int:
+    def recover(self) -> int:
+        """Re-enqueue every active event at once (embedded start: the old queue is gone)."""
+        return self.sweep_once(untouched_since=utcnow())
+
+    def sweep_once(self, untouched_since: datetime | None = None) -> int:
         total = 0
         while True:
-            ids = self._store.sweep(limit=1000)
+            ids = self._store.sweep(limit=1000, untouched_since=untouched_since)
             if ids:
                 # Claimed back to `received` with a short deadline: if this send fails they
                 # come round again next time.
@@ -44,6 +53,11 @@ class Sweeper:
         return total
 
     def _run(self) -> None:
+        if self._recover_first:
+            try:
+                self.recover()
+            except Exception as exc:
+                log.warning("recovery failed, sweeping as usual: %s: %s", type(exc).__name__, exc)
         while not self._stop.wait(self._interval):
             try:
                 self.sweep_once()

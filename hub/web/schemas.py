@@ -1,0 +1,104 @@
+"""The admin API's request and response shapes, as they appear in the OpenAPI at /docs.
+
+Field names and nesting are a contract (DESIGN.md section 2): add fields, never rename."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+
+from hub.models import Status, as_utc
+from hub.queries import MAX_LIMIT
+
+
+def _iso_utc(value: datetime) -> str:
+    # "+00:00" rather than pydantic's "Z": every ISO 8601 parser, old ones included, reads it.
+    return as_utc(value).astimezone(UTC).isoformat()
+
+
+UTCDateTime = Annotated[
+    datetime,
+    PlainSerializer(_iso_utc, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="A stable machine-readable code, e.g. `not_found`.")
+    reason: str = Field(description="What went wrong, for a person to act on.")
+
+
+class ApiError(HTTPException):
+    """An error answered as `ErrorOut`. The admin router's route class renders it flat; raised
+    anywhere else it still carries the right status, inside FastAPI's `{"detail": ...}`."""
+
+    def __init__(
+        self, status_code: int, error: str, reason: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code, {"error": error, "reason": reason}, headers)
+        self.error = error
+        self.reason = reason
+
+    def response(self) -> JSONResponse:
+        body = ErrorOut(error=self.error, reason=self.reason).model_dump()
+        return JSONResponse(body, status_code=self.status_code, headers=self.headers)
+
+
+class EventQuery(BaseModel):
+    """Query parameters of `GET /admin/events`."""
+
+    provider: str | None = Field(None, description="`stripe`, `github` or `slack`.")
+    type: str | None = Field(None, description="Event type, e.g. `workflow_run.completed`.")
+    status: Status | None = None
+    since: datetime | None = Field(
+        None, description="ISO 8601; received at or after. No offset means UTC."
+    )
+    until: datetime | None = Field(
+        None, description="ISO 8601; received before. No offset means UTC."
+    )
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class EventSummary(BaseModel):
+    id: str = Field(description="`evt_` + a ULID: ids sort by time received.")
+    provider: str
+    type: str
+    delivery_id: str = Field(description="The sender's own delivery id; unique per provider.")
+    status: Status
+    received_at: UTCDateTime
+    updated_at: UTCDateTime
+    runs: int = Field(description="How many times workers have taken the event.")
+    last_error: str | None
+
+
+class AttemptOut(BaseModel):
+    workflow: str
+    started_at: UTCDateTime
+    finished_at: UTCDateTime | None
+    outcome: str = Field(description="`ok` or `error`.")
+    error: str | None
+    traceback: str | None
+
+
+class EventDetail(EventSummary):
+    headers: dict[str, str] = Field(description="The request headers kept; never signatures.")
+    body: str = Field(description="The raw body exactly as received, per `body_encoding`.")
+    body_encoding: Literal["utf-8", "base64"] = Field(
+        description="`base64` only when the body is not valid UTF-8."
+    )
+    attempts: list[AttemptOut] = Field(description="Every workflow run, oldest first.")
+
+
+class EventPage(BaseModel):
+    items: list[EventSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class Stats(BaseModel):
+    by_status: dict[str, int] = Field(description="Every status, 0 when none.")
+    by_provider: dict[str, int]
