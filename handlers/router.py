@@ -18,25 +18,18 @@ Lookup = Callable[[str, str], tuple[Workflow, ...]]
 
 
 def route_events(ctx: WorkflowContext, event_ids: Sequence[str], lookup: Lookup) -> None:
-    claimed = ctx.store.claim(event_ids)
-    ignored: list[str] = []
+    claimed = ctx.store.claim(event_ids, lambda event: bool(lookup(event.provider, event.type)))
     done: list[str] = []
     records: list[tuple[str, AttemptRecord]] = []
     for event in claimed:
-        workflows = lookup(event.provider, event.type)
-        if not workflows:
-            ignored.append(event.id)
-            continue
-        runs = [_run(ctx, event.id, wf) for wf in workflows]
+        runs = [_run(ctx, event.id, wf) for wf in lookup(event.provider, event.type)]
         failures = [r for r in runs if r.outcome != "ok"]
         if failures:
             _fail_or_retry(ctx, event, runs, failures[0])
         else:
             done.append(event.id)
             records.extend((event.id, r) for r in runs)
-    # Successes and ignores settle together: one transaction for the whole batch.
-    if ignored:
-        ctx.store.settle(ignored, Status.IGNORED)
+    # Successes settle together: one transaction for the whole batch.
     if done:
         ctx.store.settle(done, Status.PROCESSED, records)
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
-
-
-def _b32(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+# RFC 4648 base32 re-lettered to Crockford's alphabet, which is in ASCII order: the text
+# sorts like the 128-bit number (48-bit milliseconds, then 80 random bits).
+_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
 
 
 def new_event_id(now_ms: int | None = None) -> str:
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    rand = int.from_bytes(os.urandom(10), "big")
-    return "evt_" + _b32(ms, 10) + _b32(rand, 16)
+    raw = ms.to_bytes(6, "big") + os.urandom(10)
+    return "evt_" + base64.b32encode(raw)[:26].translate(_CROCKFORD).decode()

@@ -3,12 +3,12 @@ call these with many ids at once, and each call is one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, insert, or_, select, tuple_, update
+from sqlalchemy import Engine, Integer, Table, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.db import write
@@ -68,11 +68,69 @@ class EventStore:
 
     def __post_init__(self) -> None:
         dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
+        # Statements are built once: constructing SQLAlchemy expressions per call costs more
+        # than running them. `p_*` are the bound values.
+        ids = _locked(events.c.id.in_(bindparam("p_ids", expanding=True)), skip=False)
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
         self._insert = (
             dialect.insert(events)
             .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+            .returning(events.c.id)
+        )
+        self._existing = select(events.c.provider, events.c.delivery_id, events.c.id).where(
+            tuple_(events.c.provider, events.c.delivery_id).in_(bindparam("p_keys", expanding=True))
+        )
+        moved: dict[str, Any] = {
+            "updated_at": bindparam("p_now"),
+            "deadline": bindparam("p_deadline"),
+        }
+        self._mark_queued = (
+            update(events)
+            # SKIP LOCKED: a row a worker holds is already past `received`.
+            .where(
+                events.c.id.in_(
+                    _locked(events.c.id.in_(bindparam("p_ids", expanding=True)), skip=True)
+                ),
+                events.c.status == Status.RECEIVED,
+            )
+            .values(status=Status.QUEUED, **moved)
+        )
+        self._claim = (
+            update(events)
+            .where(
+                events.c.id.in_(ids),
+                # `status || ''` keeps the planner on the primary key: given a bare status
+                # test, SQLite walks the status index over the whole backlog instead.
+                or_(
+                    (events.c.status + "").in_([Status.RECEIVED, Status.QUEUED]),
+                    and_(
+                        events.c.status + "" == Status.PROCESSING,
+                        events.c.deadline < bindparam("p_now"),
+                    ),
+                ),
+            )
+            .values(status=Status.PROCESSING, runs=events.c.runs + 1, **moved)
+            .returning(events.c.id, events.c.provider, events.c.type, events.c.runs)
+        )
+        self._settle = (
+            update(events)
+            .where(events.c.id.in_(ids), events.c.status == Status.PROCESSING)
+            .values(status=bindparam("p_status"), last_error=bindparam("p_error"), **moved)
+        )
+        self._sweep = {
+            by_deadline: self._sweep_statement(by_deadline, moved) for by_deadline in (True, False)
+        }
+
+    def _sweep_statement(self, by_deadline: bool, moved: dict[str, Any]) -> Any:
+        cutoff: Any = bindparam("p_cutoff")
+        due = events.c.deadline < cutoff if by_deadline else events.c.updated_at < cutoff
+        overdue = and_(due, events.c.status.in_(ACTIVE))
+        limit = bindparam("p_limit", type_=Integer)
+        return (
+            update(events)
+            .where(events.c.id.in_(_locked(overdue, skip=True, limit=limit)), overdue)
+            .values(status=Status.RECEIVED, **moved)
             .returning(events.c.id)
         )
 
@@ -95,7 +153,10 @@ class EventStore:
         with write(self.engine) as conn:
             inserted = {r[0] for r in conn.execute(self._insert, rows)}
             missing = [k for k, eid in first.items() if eid not in inserted]
-            existing = self._existing_ids(conn, missing) if missing else {}
+            existing = {}
+            if missing:
+                found = conn.execute(self._existing, {"p_keys": missing})
+                existing = {(p, d): i for p, d, i in found}
         seen: set[tuple[str, str]] = set()
         out = []
         for ev in batch:
@@ -108,53 +169,31 @@ class EventStore:
             seen.add(key)
         return out
 
-    def _existing_ids(self, conn: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        stmt = select(events.c.provider, events.c.delivery_id, events.c.id).where(
-            tuple_(events.c.provider, events.c.delivery_id).in_(keys)
-        )
-        return {(p, d): i for p, d, i in conn.execute(stmt)}
-
     def mark_queued(self, ids: Sequence[str]) -> None:
         now = utcnow()
-        # SKIP LOCKED: a row a worker holds is already past `received`.
-        stmt = (
-            update(events)
-            .where(
-                events.c.id.in_(_locked(events.c.id.in_(ids), skip=True)),
-                events.c.status == Status.RECEIVED,
-            )
-            .values(
-                status=Status.QUEUED,
-                updated_at=now,
-                deadline=now + timedelta(seconds=self.timing.queued_s),
-            )
-        )
+        deadline = now + timedelta(seconds=self.timing.queued_s)
         with write(self.engine) as conn:
-            conn.execute(stmt)
+            conn.execute(self._mark_queued, {"p_ids": ids, "p_now": now, "p_deadline": deadline})
 
-    def claim(self, ids: Sequence[str]) -> list[Claimed]:
+    def claim(
+        self, ids: Sequence[str], wanted: Callable[[Claimed], bool] = lambda _: True
+    ) -> list[Claimed]:
         """Take events for processing. An event already settled, or held by a live worker,
-        is not returned: redelivered and duplicate messages become no-ops here."""
+        is not returned: redelivered and duplicate messages become no-ops here.
+
+        Events no workflow wants are marked `ignored` in the same transaction, so the
+        commonest case (most webhooks need nothing done) costs one commit, not two."""
         now = utcnow()
-        stmt = (
-            update(events)
-            .where(
-                events.c.id.in_(_locked(events.c.id.in_(ids), skip=False)),
-                or_(
-                    events.c.status.in_([Status.RECEIVED, Status.QUEUED]),
-                    and_(events.c.status == Status.PROCESSING, events.c.deadline < now),
-                ),
-            )
-            .values(
-                status=Status.PROCESSING,
-                runs=events.c.runs + 1,
-                updated_at=now,
-                deadline=now + timedelta(seconds=self.timing.lease_s),
-            )
-            .returning(events.c.id, events.c.provider, events.c.type, events.c.runs)
-        )
+        deadline = now + timedelta(seconds=self.timing.lease_s)
+        params = {"p_ids": ids, "p_now": now, "p_deadline": deadline}
         with write(self.engine) as conn:
-            return [Claimed(*row) for row in conn.execute(stmt)]
+            claimed = [Claimed(*row) for row in conn.execute(self._claim, params)]
+            keep = [c for c in claimed if wanted(c)]
+            if len(keep) < len(claimed):
+                kept = {c.id for c in keep}
+                unwanted = [c.id for c in claimed if c.id not in kept]
+                conn.execute(self._settle, self._settle_params(unwanted, Status.IGNORED))
+        return keep
 
     def settle(
         self,
@@ -169,24 +208,32 @@ class EventStore:
 
         `retry_at` puts them back to `queued` with a deadline past the retry time, so a lost
         delayed message is still swept up."""
-        now = utcnow()
-        deadline = None
-        if retry_at is not None:
-            deadline = retry_at + timedelta(seconds=self.timing.queued_s)
+        params = self._settle_params(ids, status, error, retry_at)
         rows = [{"event_id": eid, **_attempt_row(rec)} for eid, rec in records]
         with write(self.engine) as conn:
             # Events first: the attempts' foreign keys then lock rows this transaction holds.
             if ids:
-                conn.execute(
-                    update(events)
-                    .where(
-                        events.c.id.in_(_locked(events.c.id.in_(ids), skip=False)),
-                        events.c.status == Status.PROCESSING,
-                    )
-                    .values(status=status, updated_at=now, deadline=deadline, last_error=error)
-                )
+                conn.execute(self._settle, params)
             if rows:
                 conn.execute(insert(attempts), rows)
+
+    def _settle_params(
+        self,
+        ids: Sequence[str],
+        status: Status,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        deadline = None
+        if retry_at is not None:
+            deadline = retry_at + timedelta(seconds=self.timing.queued_s)
+        return {
+            "p_ids": ids,
+            "p_status": status,
+            "p_error": error,
+            "p_now": utcnow(),
+            "p_deadline": deadline,
+        }
 
     def sweep(self, limit: int = 1000, *, untouched_since: datetime | None = None) -> list[str]:
         """Claim active events whose deadline passed and put them back to `received`, as if
@@ -197,25 +244,18 @@ class EventStore:
         and takes every active event not changed since then: for an embedded hub starting up,
         whose in-memory queue died with the previous process."""
         now = utcnow()
-        if untouched_since is None:
-            overdue = and_(events.c.deadline < now, events.c.status.in_(ACTIVE))
-        else:
-            overdue = and_(events.c.updated_at < untouched_since, events.c.status.in_(ACTIVE))
-        stmt = (
-            update(events)
-            .where(events.c.id.in_(_locked(overdue, skip=True, limit=limit)), overdue)
-            .values(
-                status=Status.RECEIVED,
-                updated_at=now,
-                deadline=now + timedelta(seconds=self.timing.received_s),
-            )
-            .returning(events.c.id)
-        )
+        params = {
+            "p_cutoff": untouched_since or now,
+            "p_limit": limit,
+            "p_now": now,
+            "p_deadline": now + timedelta(seconds=self.timing.received_s),
+        }
+        stmt = self._sweep[untouched_since is None]
         with write(self.engine) as conn:
-            return [row[0] for row in conn.execute(stmt)]
+            return [row[0] for row in conn.execute(stmt, params)]
 
 
-def _locked(condition: Any, *, skip: bool, limit: int | None = None) -> Any:
+def _locked(condition: Any, *, skip: bool, limit: Any = None) -> Any:
     """Ids to update, locked in id order (PostgreSQL; SQLite has one writer anyway).
 
     Two UPDATEs with `id IN (...)` lock rows in whatever order the plan visits them and can
