@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Integer, Table, and_, bindparam, insert, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from hub.batch_insert import BatchInsert
 from hub.db import write
 from hub.ids import new_event_id
 from hub.models import ACTIVE, Attempt, Event, Status, utcnow
@@ -67,17 +67,12 @@ class EventStore:
     timing: Timing = field(default_factory=Timing)
 
     def __post_init__(self) -> None:
-        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
         # Statements are built once: constructing SQLAlchemy expressions per call costs more
         # than running them. `p_*` are the bound values.
         ids = _locked(events.c.id.in_(bindparam("p_ids", expanding=True)), skip=False)
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
-        self._insert = (
-            dialect.insert(events)
-            .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
-            .returning(events.c.id)
-        )
+        self._insert = BatchInsert(self.engine.dialect.name)
         self._existing = select(events.c.provider, events.c.delivery_id, events.c.id).where(
             tuple_(events.c.provider, events.c.delivery_id).in_(bindparam("p_keys", expanding=True))
         )
@@ -143,15 +138,15 @@ class EventStore:
         wait = self.timing.received_s if status == Status.RECEIVED else self.timing.queued_s
         deadline = now + timedelta(seconds=wait)
         first: dict[tuple[str, str], str] = {}
-        rows: list[dict[str, Any]] = []
+        rows = []
         for ev in batch:
             key = (ev.provider, ev.delivery_id)
             if key in first:
                 continue  # a repeat inside the same batch (Slack retries race the original)
-            first[key] = new_event_id()
-            rows.append(_row(first[key], ev, now, deadline, status))
+            first[key] = eid = new_event_id()
+            rows.append((eid, ev.provider, ev.delivery_id, ev.type, ev.headers, ev.body))
         with write(self.engine) as conn:
-            inserted = {r[0] for r in conn.execute(self._insert, rows)}
+            inserted = self._insert(conn, rows, status, now, deadline)
             missing = [k for k, eid in first.items() if eid not in inserted]
             existing = {}
             if missing:
@@ -262,24 +257,6 @@ def _locked(condition: Any, *, skip: bool, limit: Any = None) -> Any:
     deadlock each other; locking through an ordered SELECT ... FOR UPDATE cannot."""
     stmt = select(events.c.id).where(condition).order_by(events.c.id).limit(limit)
     return stmt.with_for_update(skip_locked=skip).scalar_subquery()
-
-
-def _row(
-    eid: str, ev: NewEvent, now: datetime, deadline: datetime, status: Status
-) -> dict[str, Any]:
-    return {
-        "id": eid,
-        "provider": ev.provider,
-        "delivery_id": ev.delivery_id,
-        "type": ev.type,
-        "status": status,
-        "received_at": now,
-        "updated_at": now,
-        "deadline": deadline,
-        "runs": 0,
-        "headers": ev.headers,
-        "body": ev.body,
-    }
 
 
 def _attempt_row(rec: AttemptRecord) -> dict[str, Any]:

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import random
+
+from hub.ids import new_event_id
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def decode(event_id: str) -> int:
+    value = 0
+    for char in event_id.removeprefix("evt_"):
+        value = value * 32 + ALPHABET.index(char)
+    return value
+
+
+def test_ids_carry_their_millisecond_and_sort_by_it():
+    times = sorted([0, 2**48 - 1, *(random.randrange(2**48) for _ in range(500))])
+    ids = [new_event_id(ms) for ms in times]
+    assert all(len(i) == 30 for i in ids)
+    assert [decode(i) >> 80 for i in ids] == times
+    assert sorted(ids) == ids
+
+
+def test_ids_in_one_millisecond_differ():
+    assert len({new_event_id(1_700_000_000_000) for _ in range(10_000)}) == 10_000
