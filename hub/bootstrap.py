@@ -39,10 +39,11 @@ def create_app_from(container: Container) -> ASGIApp:
         from hub.workers import InProcessWorkers
 
         # The in-memory queue fails only with this process, so events are stored as
-        # `queued` and sent right after their commit, with no second write to mark them.
-        services.append(InProcessWorkers(container, settings.worker_threads))
+        # `queued` and need no second write to mark them.
+        enqueuer = Enqueuer(container.events, mark_queued=None)
+        services += [enqueuer, InProcessWorkers(container, settings.worker_threads)]
         committer = GroupCommitter(
-            lambda batch: store.insert(batch, Status.QUEUED), container.events.send
+            lambda batch: store.insert(batch, Status.QUEUED), enqueuer.submit
         )
     else:
         enqueuer = Enqueuer(container.events, store.mark_queued)

@@ -6,22 +6,52 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    CurrentMessage,
+    Middleware,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
 
 from hub.config import Settings
 
 log = logging.getLogger(__name__)
 
 ROUTE_ACTOR = "route_events"
-# One message per batch of ids: one broker round trip for many events, while still small
-# enough that several workers share a burst.
-MESSAGE_IDS = 50
+# One message per batch of ids: one broker round trip and one claim for many events, while
+# still small enough that several workers share a burst.
+MESSAGE_IDS = 100
+MAX_BATCH = 2000
+MAX_HOLD_S = 0.05
+HOLD_STEP_S = 0.002
+
+
+class Waiting(Middleware):
+    """Counts messages sent and not yet started, for a broker whose workers share this
+    process (a Redis queue's length would hide what workers have prefetched)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+        if delay is None:
+            with self._lock:
+                self.count += 1
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        if "eta" not in message.options:  # delayed messages were never counted
+            with self._lock:
+                self.count -= 1
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -50,7 +80,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             maintenance_chance=settings.broker_maintenance_per_million,
         )
     else:
-        broker = StubBroker(middleware=middleware)
+        broker = StubBroker(middleware=[*middleware, Waiting()])
     broker.declare_queue(settings.queue_name)
     return broker
 
@@ -74,6 +104,20 @@ class EventQueue:
             )
             self.broker.enqueue(message, delay=delay_ms)
 
+    def backlog(self) -> int:
+        """Messages sent that no worker has started yet (best effort)."""
+        for middleware in self.broker.middleware:
+            if isinstance(middleware, Waiting):
+                return middleware.count
+        if not isinstance(self.broker, RedisBroker):
+            return 0
+        try:
+            # Workers in other processes: what they have not even fetched yet.
+            key = f"{self.broker.namespace}:{self.queue_name}"
+            return int(self.broker.client.llen(key))
+        except redis.RedisError:  # a broker in trouble: send at once, let that fail or not
+            return 0
+
     def ping(self) -> None:
         client = getattr(self.broker, "client", None)
         if client is not None:
@@ -83,14 +127,23 @@ class EventQueue:
 class Enqueuer:
     """A thread that hands newly stored events to the queue, off the event loop.
 
-    Ids that arrive while a send is in flight go out together. If the broker is down the ids
-    are dropped here on purpose: the events stay `received` in the database and the sweeper
-    sends them again, so nothing depends on this thread's memory."""
+    Batching adapts to load: while the broker still holds unstarted messages, new ids wait
+    (up to `MAX_HOLD_S`) and go out together, because the workers would not start them
+    sooner anyway and one claim of 100 events costs little more than one claim of 5. When
+    the queue is empty ids go out at once, so a quiet hub adds no latency.
 
-    def __init__(self, events: EventQueue, mark_queued: Callable[[Sequence[str]], None]) -> None:
+    If the broker is down the ids are dropped here on purpose: the events stay `received` in
+    the database and the sweeper sends them again, so nothing relies on this thread's memory.
+    `mark_queued` is None when the queue lives in this process and the rows were stored as
+    `queued` already."""
+
+    def __init__(
+        self, events: EventQueue, mark_queued: Callable[[Sequence[str]], None] | None
+    ) -> None:
         self._events = events
         self._mark_queued = mark_queued
         self._inbox: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hub-enqueuer", daemon=True)
 
     def submit(self, ids: list[str]) -> None:
@@ -104,29 +157,37 @@ class Enqueuer:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             first = self._inbox.get()
             if first is None:
                 return
             ids = list(first)
-            stop = False
-            while len(ids) < 2000:
-                try:
-                    more = self._inbox.get_nowait()
-                except queue.Empty:
+            self._drain(ids)
+            held = 0.0
+            while len(ids) < MAX_BATCH and held < MAX_HOLD_S and not self._stopping:
+                if self._events.backlog() == 0:
                     break
-                if more is None:
-                    stop = True
-                    break
-                ids.extend(more)
+                time.sleep(HOLD_STEP_S)
+                held += HOLD_STEP_S
+                self._drain(ids)
             self._send(ids)
-            if stop:
+
+    def _drain(self, ids: list[str]) -> None:
+        while len(ids) < MAX_BATCH:
+            try:
+                more = self._inbox.get_nowait()
+            except queue.Empty:
                 return
+            if more is None:
+                self._stopping = True
+                return
+            ids.extend(more)
 
     def _send(self, ids: list[str]) -> None:
         try:
             self._events.send(ids)
-            self._mark_queued(ids)
+            if self._mark_queued is not None:
+                self._mark_queued(ids)
         except Exception as exc:  # the sweeper owns recovery; keep serving
             log.warning(
                 "enqueue of %d events deferred to the sweeper: %s", len(ids), type(exc).__name__
