@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from hub.config import Settings
 from hub.container import Container, build
-from hub.db import is_sqlite
+from hub.db import Checkpointer, is_sqlite
 from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter
 from hub.models import Status
@@ -35,6 +35,8 @@ def create_app_from(container: Container) -> ASGIApp:
         store, container.events, settings.sweep_interval_s, recover=container.embedded
     )
     services: list[Service] = [sweeper]
+    if is_sqlite(settings.database_url):
+        services.append(Checkpointer(container.engine))
     if container.embedded:
         from hub.workers import InProcessWorkers
 

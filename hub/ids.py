@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 
 # Crockford's base32 is in ASCII order, so the text sorts like the 128-bit number
 # (48-bit milliseconds, then 80 random bits). Ten bits at a time through a table of pairs:
@@ -14,7 +15,16 @@ _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 def new_event_id(now_ms: int | None = None) -> str:
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return _encode((ms << 80) | int.from_bytes(os.urandom(10), "big"))
+
+
+def id_floor(when: datetime) -> str:
+    """The smallest id an event received at `when` can have: time filters become ranges on
+    the primary key, so `received_at` needs no index of its own on the write path."""
+    return _encode(int(when.timestamp() * 1000) << 80)
+
+
+def _encode(value: int) -> str:
     # 128 bits as 26 characters of 5 bits: 3 bits first, 12 pairs of 10, 5 bits last.
     pairs = [_PAIRS[(value >> shift) & 0x3FF] for shift in range(115, 0, -10)]
     return "evt_" + _ALPHABET[value >> 125] + "".join(pairs) + _ALPHABET[value & 31]

@@ -40,7 +40,6 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("provider", "delivery_id", name="uq_events_provider_delivery"),
         Index("ix_events_status_id", "status", "id"),
-        Index("ix_events_received_at", "received_at"),
         # Only active events carry a deadline, so the sweeper's range scan stays small.
         Index("ix_events_deadline", "deadline"),
     )

@@ -10,11 +10,12 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
+from hub.ids import id_floor
 from hub.models import Status, as_utc
 from hub.store import attempts, events
 
@@ -46,9 +47,13 @@ class EventFilter:
             out.append(events.c.type == self.type)
         if self.status is not None:
             out.append(events.c.status == self.status.value)
+        # The id range finds the rows through the primary key; the received_at test then
+        # keeps the bounds exact to the microsecond (ids carry milliseconds).
         if self.since is not None:
+            out.append(events.c.id >= id_floor(self.since))
             out.append(events.c.received_at >= _utc(self.since))
         if self.until is not None:
+            out.append(events.c.id < id_floor(self.until + timedelta(milliseconds=1)))
             out.append(events.c.received_at < _utc(self.until))
         return out
 

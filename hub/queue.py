@@ -31,12 +31,13 @@ ROUTE_ACTOR = "route_events"
 # still small enough that several workers share a burst.
 MESSAGE_IDS = 100
 MAX_BATCH = 2000
-MAX_HOLD_S = 0.05
+MAX_HOLD_S = 0.02
+BUSY_IDS = 8
 HOLD_STEP_S = 0.002
 
 
 class Waiting(Middleware):
-    """Counts messages sent and not yet started, for a broker whose workers share this
+    """Counts messages sent and not yet finished, for a broker whose workers share this
     process (a Redis queue's length would hide what workers have prefetched)."""
 
     def __init__(self) -> None:
@@ -48,10 +49,19 @@ class Waiting(Middleware):
             with self._lock:
                 self.count += 1
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
         if "eta" not in message.options:  # delayed messages were never counted
             with self._lock:
                 self.count -= 1
+
+    after_skip_message = after_process_message
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -105,7 +115,7 @@ class EventQueue:
             self.broker.enqueue(message, delay=delay_ms)
 
     def backlog(self) -> int:
-        """Messages sent that no worker has started yet (best effort)."""
+        """Messages sent that workers have not finished (best effort)."""
         for middleware in self.broker.middleware:
             if isinstance(middleware, Waiting):
                 return middleware.count
@@ -127,10 +137,9 @@ class EventQueue:
 class Enqueuer:
     """A thread that hands newly stored events to the queue, off the event loop.
 
-    Batching adapts to load: while the broker still holds unstarted messages, new ids wait
-    (up to `MAX_HOLD_S`) and go out together, because the workers would not start them
-    sooner anyway and one claim of 100 events costs little more than one claim of 5. When
-    the queue is empty ids go out at once, so a quiet hub adds no latency.
+    Batching adapts to load: when ids arrive many at a time, or workers are still on earlier
+    messages, new ids wait (up to `MAX_HOLD_S`) and go out together, because one claim of
+    100 events costs little more than one claim of 5. A quiet hub sends each id at once.
 
     If the broker is down the ids are dropped here on purpose: the events stay `received` in
     the database and the sweeper sends them again, so nothing relies on this thread's memory.
@@ -164,8 +173,8 @@ class Enqueuer:
             ids = list(first)
             self._drain(ids)
             held = 0.0
-            while len(ids) < MAX_BATCH and held < MAX_HOLD_S and not self._stopping:
-                if self._events.backlog() == 0:
+            while len(ids) < MESSAGE_IDS and held < MAX_HOLD_S and not self._stopping:
+                if len(ids) < BUSY_IDS and self._events.backlog() == 0:
                     break
                 time.sleep(HOLD_STEP_S)
                 held += HOLD_STEP_S

@@ -137,13 +137,15 @@ class EventStore:
         now = utcnow()
         wait = self.timing.received_s if status == Status.RECEIVED else self.timing.queued_s
         deadline = now + timedelta(seconds=wait)
+        # Ids carry received_at's millisecond, so time filters can be id ranges (queries.py).
+        now_ms = int(now.timestamp() * 1000)
         first: dict[tuple[str, str], str] = {}
         rows = []
         for ev in batch:
             key = (ev.provider, ev.delivery_id)
             if key in first:
                 continue  # a repeat inside the same batch (Slack retries race the original)
-            first[key] = eid = new_event_id()
+            first[key] = eid = new_event_id(now_ms)
             rows.append((eid, ev.provider, ev.delivery_id, ev.type, ev.headers, ev.body))
         with write(self.engine) as conn:
             inserted = self._insert(conn, rows, status, now, deadline)

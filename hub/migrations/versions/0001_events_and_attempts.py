@@ -46,7 +46,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_deadline", ["deadline"], unique=False)
-        batch_op.create_index("ix_events_received_at", ["received_at"], unique=False)
         batch_op.create_index("ix_events_status_id", ["status", "id"], unique=False)
 
     op.create_table(
@@ -80,7 +79,6 @@ def downgrade() -> None:
     op.drop_table("attempts")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_status_id")
-        batch_op.drop_index("ix_events_received_at")
         batch_op.drop_index("ix_events_deadline")
 
     op.drop_table("events")
