@@ -8,7 +8,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Table, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from hub.batch_insert import BatchInsert
 from hub.db import write
@@ -69,7 +83,13 @@ class EventStore:
     def __post_init__(self) -> None:
         # Statements are built once: constructing SQLAlchemy expressions per call costs more
         # than running them. `p_*` are the bound values.
-        ids = _locked(events.c.id.in_(bindparam("p_ids", expanding=True)), skip=False)
+        if self.engine.dialect.name == "postgresql":
+            # One array parameter: the same statement text for any number of ids, so the
+            # driver and the server parse and plan it once.
+            listed: Any = events.c.id == any_(bindparam("p_ids", type_=ARRAY(String)))
+        else:
+            listed = events.c.id.in_(bindparam("p_ids", expanding=True))
+        ids = _locked(listed, skip=False)
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
         self._insert = BatchInsert(self.engine.dialect.name)
@@ -84,9 +104,7 @@ class EventStore:
             update(events)
             # SKIP LOCKED: a row a worker holds is already past `received`.
             .where(
-                events.c.id.in_(
-                    _locked(events.c.id.in_(bindparam("p_ids", expanding=True)), skip=True)
-                ),
+                events.c.id.in_(_locked(listed, skip=True)),
                 events.c.status == Status.RECEIVED,
             )
             .values(status=Status.QUEUED, **moved)
