@@ -15,6 +15,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+# (id, provider, delivery_id, type, headers, body)
+Row = tuple[str, str, str, str, dict[str, str], bytes]
+
 COLUMNS = (
     "id",
     "provider",
@@ -37,7 +40,7 @@ class BatchInsert:
     def __call__(
         self,
         conn: Connection,
-        rows: Sequence[tuple[str, str, str, str, dict[str, str], bytes]],
+        rows: Sequence[Row],
         status: str,
         now: datetime,
         deadline: datetime,
@@ -60,7 +63,7 @@ def _sqlite_time(value: datetime) -> str:
 
 def _insert_postgres(
     conn: Connection,
-    rows: Sequence[tuple[str, str, str, str, dict[str, str], bytes]],
+    rows: Sequence[Row],
     status: str,
     now: datetime,
     deadline: datetime,

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from hub.config import Settings
 from hub.container import Container, build
-from hub.db import Checkpointer, is_sqlite
+from hub.db import checkpointer, is_sqlite
 from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter
 from hub.models import Status
@@ -36,7 +36,7 @@ def create_app_from(container: Container) -> ASGIApp:
     )
     services: list[Service] = [sweeper]
     if is_sqlite(settings.database_url):
-        services.append(Checkpointer(container.engine))
+        services.append(checkpointer(container.engine))
     if container.embedded:
         from hub.workers import InProcessWorkers
 

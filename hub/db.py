@@ -11,6 +11,8 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from hub.periodic import Periodic
+
 log = logging.getLogger(__name__)
 _gates: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
 
@@ -74,33 +76,14 @@ def write(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-class Checkpointer:
+def checkpointer(engine: Engine, interval_s: float = 1.0) -> Periodic:
     """Copies SQLite's WAL back into the database file every `interval_s`, off the hot path.
 
     With auto-checkpointing, the commit that crosses 1000 WAL pages does the copy (and its
     fsync) itself while holding the write lock, and every webhook waiting on it stalls."""
 
-    def __init__(self, engine: Engine, interval_s: float = 1.0) -> None:
-        self._engine = engine
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hub-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.checkpoint("TRUNCATE")
-
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
-        with self._engine.connect() as conn:
+    def checkpoint(mode: str = "PASSIVE") -> None:
+        with engine.connect() as conn:
             conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.checkpoint()
-            except Exception as exc:  # the next round tries again; the WAL just grows
-                log.warning("checkpoint failed: %s", exc)
+    return Periodic("checkpoint", interval_s, checkpoint, last=lambda: checkpoint("TRUNCATE"))

@@ -4,10 +4,10 @@ the commit), lost by the broker, or held by a worker that died mid-event."""
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 
 from hub.models import utcnow
+from hub.periodic import Periodic
 from hub.queue import EventQueue
 from hub.store import EventStore
 
@@ -18,19 +18,17 @@ class Sweeper:
     def __init__(
         self, store: EventStore, events: EventQueue, interval_s: float, *, recover: bool = False
     ) -> None:
-        self._recover_first = recover
         self._store = store
         self._events = events
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hub-sweeper", daemon=True)
+        self._job = Periodic(
+            "sweeper", interval_s, self.sweep_once, first=self.recover if recover else None
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        self._job.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._job.stop()
 
     def recover(self) -> int:
         """Re-enqueue every active event at once (embedded start: the old queue is gone)."""
@@ -51,15 +49,3 @@ class Sweeper:
         if total:
             log.warning("sweeper re-enqueued %d stalled events", total)
         return total
-
-    def _run(self) -> None:
-        if self._recover_first:
-            try:
-                self.recover()
-            except Exception as exc:
-                log.warning("recovery failed, sweeping as usual: %s: %s", type(exc).__name__, exc)
-        while not self._stop.wait(self._interval):
-            try:
-                self.sweep_once()
-            except Exception as exc:  # database or broker down: try again next round
-                log.warning("sweep failed: %s: %s", type(exc).__name__, exc)
