@@ -30,6 +30,10 @@ class Proxy:
     def down(self) -> None:
         """Refuse new connections and drop the open ones."""
         if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not, and
+            # that thread would go on letting connections through.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
         with self._lock:

@@ -183,3 +183,33 @@ def test_redis_down_during_ingestion_loses_nothing(prod_settings, hub_worker):
         wait_for(lambda: counts(prod_settings) == {"ignored": 25}, 30, "25 events ignored")
         assert client.get("/readyz").status_code == 200
     proxy.down()
+
+
+def test_database_outage_answers_503_then_recovers_without_a_restart(prod_settings):
+    """PostgreSQL goes away mid-traffic: senders get 503 (and retry), nothing is half-stored,
+    and the same process stores again once the database is back."""
+    host_port = prod_settings.database_url.split("@", 1)[1].split("/", 1)[0]
+    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
+    proxy.up()
+    via_proxy = prod_settings.model_copy(
+        update={
+            "database_url": prod_settings.database_url.replace(host_port, f"127.0.0.1:{proxy.port}")
+        }
+    )
+    with TestClient(create_app(via_proxy)) as client:
+        assert post(client, stripe_request(stripe_event())).status_code == 200
+        proxy.down()
+        refused = stripe_event()
+        r = post(client, stripe_request(refused))
+        assert r.status_code == 503
+        assert r.json()["error"] == "unavailable"
+        proxy.up()
+        # The sender's retry, signed afresh, lands on a pool that reconnects by itself.
+        wait_for(lambda: post(client, stripe_request(refused)).status_code == 200, 15, "a 200")
+    proxy.down()
+    engine = make_engine(prod_settings.database_url)
+    with engine.connect() as conn:
+        ids = sorted(r[0] for r in conn.execute(select(events.c.delivery_id)))
+    engine.dispose()
+    assert refused["id"] in ids
+    assert len(ids) == 2
