@@ -53,7 +53,7 @@ def create_app_from(container: Container) -> ASGIApp:
         committer = GroupCommitter(
             store.insert,
             enqueuer.submit,
-            concurrency=1 if is_sqlite(settings.database_url) else 2,
+            concurrency=1 if is_sqlite(settings.database_url) else 1,
         )
     api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
     ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
