@@ -50,11 +50,7 @@ def create_app_from(container: Container) -> ASGIApp:
     else:
         enqueuer = Enqueuer(container.events, store.mark_queued)
         services.append(enqueuer)
-        committer = GroupCommitter(
-            store.insert,
-            enqueuer.submit,
-            concurrency=1 if is_sqlite(settings.database_url) else 1,
-        )
+        committer = GroupCommitter(store.insert, enqueuer.submit)
     api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
     ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"
