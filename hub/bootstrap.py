@@ -37,20 +37,15 @@ def create_app_from(container: Container) -> ASGIApp:
     services: list[Service] = [sweeper]
     if is_sqlite(settings.database_url):
         services.append(checkpointer(container.engine))
+    # Events are stored as `queued`, since the hand-off follows the commit at once; only a
+    # failed hand-off writes again, to bring them back within seconds (store.requeue_soon).
+    enqueuer = Enqueuer(container.events, on_failure=store.requeue_soon)
+    services.append(enqueuer)
     if container.embedded:
         from hub.workers import InProcessWorkers
 
-        # The in-memory queue fails only with this process, so events are stored as
-        # `queued` and need no second write to mark them.
-        enqueuer = Enqueuer(container.events, mark_queued=None)
-        services += [enqueuer, InProcessWorkers(container, settings.worker_threads)]
-        committer = GroupCommitter(
-            lambda batch: store.insert(batch, Status.QUEUED), enqueuer.submit
-        )
-    else:
-        enqueuer = Enqueuer(container.events, store.mark_queued)
-        services.append(enqueuer)
-        committer = GroupCommitter(store.insert, enqueuer.submit)
+        services.append(InProcessWorkers(container, settings.worker_threads))
+    committer = GroupCommitter(lambda batch: store.insert(batch, Status.QUEUED), enqueuer.submit)
     api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
     ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"

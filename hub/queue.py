@@ -141,16 +141,13 @@ class Enqueuer:
     messages, new ids wait (up to `MAX_HOLD_S`) and go out together, because one claim of
     100 events costs little more than one claim of 5. A quiet hub sends each id at once.
 
-    If the broker is down the ids are dropped here on purpose: the events stay `received` in
-    the database and the sweeper sends them again, so nothing relies on this thread's memory.
-    `mark_queued` is None when the queue lives in this process and the rows were stored as
-    `queued` already."""
+    If the broker is down, `on_failure` marks the events for the sweeper, which sends them
+    again within seconds; if this process dies first, their `queued` deadline brings them
+    back. Nothing relies on this thread's memory."""
 
-    def __init__(
-        self, events: EventQueue, mark_queued: Callable[[Sequence[str]], None] | None
-    ) -> None:
+    def __init__(self, events: EventQueue, on_failure: Callable[[Sequence[str]], None]) -> None:
         self._events = events
-        self._mark_queued = mark_queued
+        self._on_failure = on_failure
         self._inbox: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="hub-enqueuer", daemon=True)
@@ -195,9 +192,11 @@ class Enqueuer:
     def _send(self, ids: list[str]) -> None:
         try:
             self._events.send(ids)
-            if self._mark_queued is not None:
-                self._mark_queued(ids)
         except Exception as exc:  # the sweeper owns recovery; keep serving
             log.warning(
                 "enqueue of %d events deferred to the sweeper: %s", len(ids), type(exc).__name__
             )
+            try:
+                self._on_failure(ids)
+            except Exception as again:  # the database too: the queued deadline remains
+                log.warning("could not mark them for the sweeper: %s", type(again).__name__)

@@ -109,6 +109,11 @@ class EventStore:
             )
             .values(status=Status.QUEUED, **moved)
         )
+        self._requeue_soon = (
+            update(events)
+            .where(events.c.id.in_(ids), events.c.status == Status.QUEUED)
+            .values(status=Status.RECEIVED, **moved)
+        )
         self._claim = (
             update(events)
             .where(
@@ -189,6 +194,13 @@ class EventStore:
         deadline = now + timedelta(seconds=self.timing.queued_s)
         with write(self.engine) as conn:
             conn.execute(self._mark_queued, {"p_ids": ids, "p_now": now, "p_deadline": deadline})
+
+    def requeue_soon(self, ids: Sequence[str]) -> None:
+        """The hand-off of these `queued` events failed: let the sweeper have them soon."""
+        now = utcnow()
+        deadline = now + timedelta(seconds=self.timing.received_s)
+        with write(self.engine) as conn:
+            conn.execute(self._requeue_soon, {"p_ids": ids, "p_now": now, "p_deadline": deadline})
 
     def claim(
         self, ids: Sequence[str], wanted: Callable[[Claimed], bool] = lambda _: True
