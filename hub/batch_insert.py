@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import Connection
 
 # (id, provider, delivery_id, type, headers, body)
@@ -68,37 +69,31 @@ def _insert_postgres(
     now: datetime,
     deadline: datetime,
 ) -> set[str]:
-    # psycopg's executemany pipelines one prepared statement for all rows in a round trip,
-    # with its C dumpers; one multi-row text (or unnest of arrays) costs twice the CPU here.
-    params = [
-        (
-            eid,
-            provider,
-            delivery_id,
-            type_,
-            status,
-            now,
-            now,
-            deadline,
-            orjson.dumps(h).decode(),
-            body,
-        )
-        for eid, provider, delivery_id, type_, h, body in rows
-    ]
-    inserted: set[str] = set()
-    with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
-        cur.executemany(_POSTGRES_ROW, params, returning=True)
-        while True:
-            inserted.update(row[0] for row in cur.fetchall())
-            if not cur.nextset():
-                return inserted
+    # One multi-row statement with native $n placeholders (RawCursor): one round trip, and
+    # psycopg does not re-parse the text, which it would for %s past 50 parameters.
+    params: list[Any] = []
+    for eid, provider, delivery_id, type_, headers, body in rows:
+        params += (eid, provider, delivery_id, type_, status, now, now, deadline)
+        params += (orjson.dumps(headers).decode(), body)
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    with psycopg.RawCursor(driver) as cur:
+        cur.execute(_postgres(len(rows)), params)
+        return {row[0] for row in cur.fetchall()}
 
 
-_POSTGRES_ROW = (
-    f"INSERT INTO events ({', '.join(COLUMNS)}) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, %s::jsonb, %s) "
-    "ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id"
-)
+@lru_cache(maxsize=512)
+def _postgres(count: int) -> str:
+    values = []
+    for row in range(count):
+        n = row * 10
+        marks = ", ".join(f"${n + i}" for i in range(1, 9))
+        values.append(f"({marks}, 0, ${n + 9}::jsonb, ${n + 10})")
+    return (
+        f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES "
+        + ", ".join(values)
+        + " ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id"
+    )
 
 
 @lru_cache(maxsize=512)
