@@ -5,6 +5,7 @@ broker exists, in the process that will run them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -13,8 +14,10 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 import dramatiq
+from dramatiq.middleware import Middleware
 
 from hub.config import Settings
 from hub.container import Container, build
@@ -24,6 +27,25 @@ log = logging.getLogger(__name__)
 
 # An idle worker polls the broker this often (ms): the pickup latency at low load.
 POLL_MS = 100
+
+
+class LowerPriority(Middleware):
+    """Lowers the CPU priority of the worker and consumer threads as they start (Linux
+    schedules threads as tasks, so this leaves the event loop and commit thread alone)."""
+
+    def __init__(self, nice: int) -> None:
+        self.nice = nice
+
+    def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
+        self._lower()
+
+    def after_consumer_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
+        self._lower()
+
+    def _lower(self) -> None:
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):  # not permitted here: run at normal priority
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
 
 
 def start_worker(container: Container, threads: int) -> dramatiq.Worker:
@@ -37,6 +59,8 @@ def start_worker(container: Container, threads: int) -> dramatiq.Worker:
         queue=container.events,
     )
     declare_actors(container.broker, ctx)
+    if container.settings.worker_nice:
+        container.broker.add_middleware(LowerPriority(container.settings.worker_nice))
     worker = dramatiq.Worker(container.broker, worker_threads=threads, worker_timeout=POLL_MS)
     worker.start()
     return worker
