@@ -9,13 +9,13 @@ import dramatiq
 
 from handlers.context import WorkflowContext
 from handlers.router import route_events
-from handlers.routing import workflows_for
+from handlers.routing import ROUTES
 from hub.queue import ROUTE_ACTOR
 
 
 def declare_actors(broker: dramatiq.Broker, ctx: WorkflowContext) -> dict[str, dramatiq.Actor]:  # type: ignore[type-arg]
     def route(event_ids: Sequence[str]) -> None:
-        route_events(ctx, event_ids, workflows_for)
+        route_events(ctx, event_ids, ROUTES)
 
     actor = dramatiq.Actor(
         route,

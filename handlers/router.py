@@ -5,24 +5,24 @@ from __future__ import annotations
 import logging
 import random
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 from handlers.context import Workflow, WorkflowContext
+from handlers.routing import Routes
 from hub.models import Status, utcnow
 from hub.store import AttemptRecord, Claimed
 
 log = logging.getLogger(__name__)
 
-Lookup = Callable[[str, str], tuple[Workflow, ...]]
 
-
-def route_events(ctx: WorkflowContext, event_ids: Sequence[str], lookup: Lookup) -> None:
-    claimed = ctx.store.claim(event_ids, lambda event: bool(lookup(event.provider, event.type)))
+def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes) -> None:
+    # The claim marks every event of a kind without workflows `ignored` on the way.
+    claimed = ctx.store.claim(event_ids, [f"{p}:{t}" for p, t in routes])
     done: list[str] = []
     records: list[tuple[str, AttemptRecord]] = []
     for event in claimed:
-        runs = [_run(ctx, event.id, wf) for wf in lookup(event.provider, event.type)]
+        runs = [_run(ctx, event.id, wf) for wf in routes.get((event.provider, event.type), ())]
         failures = [r for r in runs if r.outcome != "ok"]
         if failures:
             _fail_or_retry(ctx, event, runs, failures[0])

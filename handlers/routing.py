@@ -4,13 +4,13 @@ An event whose (provider, type) is not here is stored and marked `ignored`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from handlers import system
 from handlers.context import Workflow
 
-ROUTES: dict[tuple[str, str], tuple[Workflow, ...]] = {
+Routes = Mapping[tuple[str, str], tuple[Workflow, ...]]
+
+ROUTES: Routes = {
     ("github", "ping"): (system.acknowledge_ping,),
 }
-
-
-def workflows_for(provider: str, event_type: str) -> tuple[Workflow, ...]:
-    return ROUTES.get((provider, event_type), ())

@@ -45,7 +45,11 @@ def create_app_from(container: Container) -> ASGIApp:
         from hub.workers import InProcessWorkers
 
         services.append(InProcessWorkers(container, settings.worker_threads))
-    committer = GroupCommitter(lambda batch: store.insert(batch, Status.QUEUED), enqueuer.submit)
+    committer = GroupCommitter(
+        lambda batch: store.insert(batch, Status.QUEUED),
+        enqueuer.submit,
+        max_in_flight=1 if is_sqlite(settings.database_url) else 2,
+    )
     api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
     ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"

@@ -3,7 +3,7 @@ call these with many ids at once, and each call is one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     insert,
     or_,
     select,
@@ -114,23 +115,29 @@ class EventStore:
             .where(events.c.id.in_(ids), events.c.status == Status.QUEUED)
             .values(status=Status.RECEIVED, **moved)
         )
-        self._claim = (
-            update(events)
-            .where(
-                events.c.id.in_(ids),
-                # `status || ''` keeps the planner on the primary key: given a bare status
-                # test, SQLite walks the status index over the whole backlog instead.
-                or_(
-                    (events.c.status + "").in_([Status.RECEIVED, Status.QUEUED]),
-                    and_(
-                        events.c.status + "" == Status.PROCESSING,
-                        events.c.deadline < bindparam("p_now"),
-                    ),
-                ),
-            )
-            .values(status=Status.PROCESSING, runs=events.c.runs + 1, **moved)
-            .returning(events.c.id, events.c.provider, events.c.type, events.c.runs)
+        # `status || ''` keeps the planner on the primary key: given a bare status test,
+        # SQLite walks the status index over the whole backlog instead.
+        claimable = or_(
+            (events.c.status + "").in_([Status.RECEIVED, Status.QUEUED]),
+            and_(events.c.status + "" == Status.PROCESSING, events.c.deadline < bindparam("p_now")),
         )
+        claim = update(events).where(events.c.id.in_(ids), claimable)
+        took = (events.c.id, events.c.provider, events.c.type, events.c.runs, events.c.status)
+        self._claim_all = claim.values(status=Status.PROCESSING, runs=events.c.runs + 1, **moved)
+        self._claim_all = self._claim_all.returning(*took)
+        # An event no workflow wants goes straight to `ignored` in the same UPDATE: most
+        # webhooks need nothing done, and one row version per event is half the writes.
+        kind = events.c.provider + ":" + events.c.type
+        if self.engine.dialect.name == "postgresql":
+            routed: Any = kind == any_(bindparam("p_routed", type_=ARRAY(String)))
+        else:
+            routed = kind.in_(bindparam("p_routed", expanding=True))
+        self._claim_routed = claim.values(
+            status=case((routed, Status.PROCESSING), else_=Status.IGNORED),
+            runs=events.c.runs + 1,
+            updated_at=bindparam("p_now"),
+            deadline=case((routed, bindparam("p_deadline")), else_=None),
+        ).returning(*took)
         self._settle = (
             update(events)
             .where(events.c.id.in_(ids), events.c.status == Status.PROCESSING)
@@ -202,25 +209,21 @@ class EventStore:
         with write(self.engine) as conn:
             conn.execute(self._requeue_soon, {"p_ids": ids, "p_now": now, "p_deadline": deadline})
 
-    def claim(
-        self, ids: Sequence[str], wanted: Callable[[Claimed], bool] = lambda _: True
-    ) -> list[Claimed]:
+    def claim(self, ids: Sequence[str], routed: Collection[str] | None = None) -> list[Claimed]:
         """Take events for processing. An event already settled, or held by a live worker,
         is not returned: redelivered and duplicate messages become no-ops here.
 
-        Events no workflow wants are marked `ignored` in the same transaction, so the
-        commonest case (most webhooks need nothing done) costs one commit, not two."""
+        With `routed` ("provider:type" kinds that have workflows), every other event is
+        marked `ignored` by the same statement and not returned."""
         now = utcnow()
         deadline = now + timedelta(seconds=self.timing.lease_s)
-        params = {"p_ids": ids, "p_now": now, "p_deadline": deadline}
+        params: dict[str, Any] = {"p_ids": ids, "p_now": now, "p_deadline": deadline}
+        stmt = self._claim_all
+        if routed is not None:
+            stmt, params["p_routed"] = self._claim_routed, list(routed)
         with write(self.engine) as conn:
-            claimed = [Claimed(*row) for row in conn.execute(self._claim, params)]
-            keep = [c for c in claimed if wanted(c)]
-            if len(keep) < len(claimed):
-                kept = {c.id for c in keep}
-                unwanted = [c.id for c in claimed if c.id not in kept]
-                conn.execute(self._settle, self._settle_params(unwanted, Status.IGNORED))
-        return keep
+            rows = conn.execute(stmt, params).all()
+        return [Claimed(*row[:4]) for row in rows if row[4] == Status.PROCESSING]
 
     def settle(
         self,

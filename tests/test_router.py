@@ -3,7 +3,6 @@ and redelivered messages changing nothing. Runs the real store on SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -47,8 +46,8 @@ def attempts_of(ctx: WorkflowContext, event_id: str) -> list[Any]:
         return list(conn.execute(stmt))
 
 
-def table(routes: dict[str, tuple[Workflow, ...]]) -> Callable[[str, str], tuple[Workflow, ...]]:
-    return lambda _provider, event_type: routes.get(event_type, ())
+def table(routes: dict[str, tuple[Workflow, ...]]) -> dict[tuple[str, str], tuple[Workflow, ...]]:
+    return {("github", event_type): flows for event_type, flows in routes.items()}
 
 
 def test_each_workflow_gets_an_attempt_and_unrouted_events_are_ignored(ctx):

