@@ -3,26 +3,44 @@ binds them to the broker its composition root built."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dramatiq
 
 from handlers.context import WorkflowContext
+from handlers.effects import deliver_effects
+from handlers.housekeeping import keep_house
 from handlers.router import route_events
 from handlers.routing import ROUTES
-from hub.queue import ROUTE_ACTOR
+from hub.queue import DELIVER_ACTOR, HOUSEKEEPING_ACTOR, ROUTE_ACTOR
 
 
 def declare_actors(broker: dramatiq.Broker, ctx: WorkflowContext) -> dict[str, dramatiq.Actor]:  # type: ignore[type-arg]
     def route(event_ids: Sequence[str]) -> None:
         route_events(ctx, event_ids, ROUTES)
 
-    actor = dramatiq.Actor(
-        route,
-        broker=broker,
-        actor_name=ROUTE_ACTOR,
-        queue_name=ctx.queue.queue_name,
-        priority=0,
-        options={},
-    )
-    return {ROUTE_ACTOR: actor}
+    def deliver(incident_id: str | None) -> None:
+        deliver_effects(ctx, incident_id)
+
+    def housekeeping() -> None:
+        keep_house(ctx)
+
+    bodies: dict[str, Callable[..., Any]] = {
+        ROUTE_ACTOR: route,
+        # Waits (rate limits, 429s) reschedule a fresh message instead of raising, so the
+        # broker's retries are only for the unexpected (database down).
+        DELIVER_ACTOR: deliver,
+        HOUSEKEEPING_ACTOR: housekeeping,
+    }
+    return {
+        name: dramatiq.Actor(
+            body,
+            broker=broker,
+            actor_name=name,
+            queue_name=ctx.queue.queue_name,
+            priority=0,
+            options={},
+        )
+        for name, body in bodies.items()
+    }

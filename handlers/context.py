@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from hub.config import Settings
+from hub.limits import Limits, LocalLimits
 from hub.queue import EventQueue
 from hub.store import EventStore
+
+if TYPE_CHECKING:  # only the type: the SDKs load where clients are built (hub.container)
+    from integrations.github_api import IssueTracker
+    from integrations.slack_api import SlackClient
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,10 @@ class WorkflowContext:
     engine: Engine
     store: EventStore
     queue: EventQueue
+    limits: Limits = field(default_factory=LocalLimits)
+    # None: no token configured. Slack messages then go to the log; GitHub is skipped.
+    slack: SlackClient | None = None
+    github: IssueTracker | None = None
 
 
 # Workflows take an event id, never a payload: what they read is what was stored.

@@ -17,7 +17,7 @@ from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter
 from hub.models import Status
 from hub.queue import Enqueuer
-from hub.sweeper import Sweeper
+from hub.sweeper import Sweeper, housekeeping_clock
 from hub.web.app import Service, build_api
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ def create_app_from(container: Container) -> ASGIApp:
         from hub.workers import InProcessWorkers
 
         services.append(InProcessWorkers(container, settings.worker_threads))
+        services.append(
+            housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
+        )
     committer = GroupCommitter(
         lambda batch: store.insert(batch, Status.QUEUED),
         enqueuer.submit,

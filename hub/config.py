@@ -42,6 +42,18 @@ class Settings(BaseSettings):
 
     admin_tokens: SecretList = Field(default_factory=list)
 
+    # Incidents. Open and unacknowledged this long: one escalation (a thread mention).
+    escalate_after_s: float = 900.0
+    slack_oncall: str | None = None  # e.g. <!subteam^S123> or <@U123>; unset: no mention
+    # Outbound pacing, shared by all workers: Slack allows about one post per second per
+    # channel; the workspace budget keeps many channels' worth of posts under its app limit.
+    slack_channel_interval_s: float = 1.0
+    slack_workspace_per_minute: int = 120
+    github_per_minute: int = 60
+    # A worker delivering an incident's effects holds it this long at most (then it is
+    # presumed dead and another takes over): longer than a few slow HTTP calls.
+    effect_lease_s: float = 60.0
+
     max_body_bytes: int = 25 * MIB
 
     # Workers: retries per event, then `failed`. Backoff doubles from the minimum.

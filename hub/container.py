@@ -4,16 +4,22 @@ app; worker processes and the CLI use it directly."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dramatiq
 from sqlalchemy import Engine
 
 from hub.config import Settings
 from hub.db import make_engine
+from hub.limits import Limits, build_limits
 from hub.queue import EventQueue, build_broker
 from hub.store import EventStore, Timing
 from integrations.base import Endpoint
 from integrations.registry import build_endpoints
+
+if TYPE_CHECKING:
+    from integrations.github_api import IssueTracker
+    from integrations.slack_api import SlackClient
 
 
 @dataclass
@@ -24,6 +30,7 @@ class Container:
     broker: dramatiq.Broker
     events: EventQueue
     endpoints: dict[str, Endpoint]
+    limits: Limits
 
     @property
     def embedded(self) -> bool:
@@ -47,4 +54,24 @@ def build(settings: Settings | None = None) -> Container:
         broker=broker,
         events=EventQueue(broker, settings.queue_name),
         endpoints=build_endpoints(settings.webhook_secrets(), settings.signature_tolerance_s),
+        limits=build_limits(settings.redis_url, settings.redis_namespace),
     )
+
+
+def outbound_clients(settings: Settings) -> tuple[SlackClient | None, IssueTracker | None]:
+    """The workers' Slack and GitHub clients; None where no token (or repo) is configured.
+    Imported here, not at the top: API processes never load the two SDKs."""
+    from integrations.github_api import IssueTracker
+    from integrations.slack_api import SlackClient
+
+    slack = None
+    if settings.slack_bot_token is not None:
+        slack = SlackClient(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    github = None
+    if settings.github_token is not None and settings.github_incident_repo:
+        github = IssueTracker(
+            settings.github_token.get_secret_value(),
+            settings.github_api_url,
+            settings.github_incident_repo,
+        )
+    return slack, github

@@ -28,3 +28,7 @@ def _encode(value: int) -> str:
     # 128 bits as 26 characters of 5 bits: 3 bits first, 12 pairs of 10, 5 bits last.
     pairs = [_PAIRS[(value >> shift) & 0x3FF] for shift in range(115, 0, -10)]
     return "evt_" + _ALPHABET[value >> 125] + "".join(pairs) + _ALPHABET[value & 31]
+
+
+def new_incident_id() -> str:
+    return "inc_" + new_event_id()[4:]

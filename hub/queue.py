@@ -26,7 +26,10 @@ from hub.config import Settings
 
 log = logging.getLogger(__name__)
 
+# Actor names: the whole contract between the processes that send and those that run.
 ROUTE_ACTOR = "route_events"
+DELIVER_ACTOR = "deliver_effects"
+HOUSEKEEPING_ACTOR = "keep_house"
 # One message per batch of ids: one broker round trip and one claim for many events, while
 # still small enough that several workers share a burst.
 MESSAGE_IDS = 100
@@ -113,6 +116,15 @@ class EventQueue:
                 options={},
             )
             self.broker.enqueue(message, delay=delay_ms)
+
+    def send_actor(
+        self, actor_name: str, args: tuple[Any, ...], delay_ms: int | None = None
+    ) -> None:
+        """Any other actor, by name: the sender needs no import of the workflows."""
+        message: dramatiq.Message[None] = dramatiq.Message(
+            queue_name=self.queue_name, actor_name=actor_name, args=args, kwargs={}, options={}
+        )
+        self.broker.enqueue(message, delay=delay_ms)
 
     def backlog(self) -> int:
         """Messages sent that workers have not finished (best effort)."""

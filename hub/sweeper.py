@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from hub.limits import Limits
 from hub.models import utcnow
 from hub.periodic import Periodic
-from hub.queue import EventQueue
+from hub.queue import HOUSEKEEPING_ACTOR, EventQueue
 from hub.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -49,3 +50,15 @@ class Sweeper:
         if total:
             log.warning("sweeper re-enqueued %d stalled events", total)
         return total
+
+
+def housekeeping_clock(events: EventQueue, limits: Limits, interval_s: float) -> Periodic:
+    """Asks a worker for the periodic incident work (escalations, stranded deliveries).
+    Every `hub serve` and `hub worker` runs a clock; the shared limit lets one ask per
+    interval whatever the number of processes."""
+
+    def tick() -> None:
+        if limits.reserve("housekeeping", interval_s * 0.9) == 0:
+            events.send_actor(HOUSEKEEPING_ACTOR, ())
+
+    return Periodic("housekeeping", interval_s, tick)

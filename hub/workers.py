@@ -20,8 +20,8 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from hub.config import Settings
-from hub.container import Container, build
-from hub.sweeper import Sweeper
+from hub.container import Container, build, outbound_clients
+from hub.sweeper import Sweeper, housekeeping_clock
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,15 @@ def start_worker(container: Container, threads: int) -> dramatiq.Worker:
     from handlers.actors import declare_actors
     from handlers.context import WorkflowContext
 
+    slack, github = outbound_clients(container.settings)
     ctx = WorkflowContext(
         settings=container.settings,
         engine=container.engine,
         store=container.store,
         queue=container.events,
+        limits=container.limits,
+        slack=slack,
+        github=github,
     )
     declare_actors(container.broker, ctx)
     if container.settings.worker_nice:
@@ -114,6 +118,8 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     container = build(settings)
     sweeper = Sweeper(container.store, container.events, settings.sweep_interval_s)
     sweeper.start()
+    clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
+    clock.start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
@@ -124,6 +130,7 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
                 log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
                 children[i] = _spawn(ctx, threads)
     sweeper.stop()
+    clock.stop()
     for child in children:
         child.terminate()
     deadline = time.monotonic() + 35

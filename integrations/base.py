@@ -59,6 +59,8 @@ class Delivery:
     type: str
     headers: dict[str, str] = field(default_factory=dict)
     challenge: str | None = None
+    # Extra fields for the 2xx answer: a slash command's answer is shown to whoever typed it.
+    reply: Mapping[str, object] | None = None
 
 
 class Endpoint(Protocol):

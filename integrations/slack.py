@@ -140,8 +140,14 @@ class SlackCommandsEndpoint(_SlackEndpoint):
     def receive(self, headers: Mapping[str, str], body: bytes, now: float) -> Delivery:
         check_media_type(headers, _FORM, "a Slack slash command")
         derived = self._verifier.verify(headers, body, now)
-        command = string_field(parse_form(body), "command", "slash command form")
-        return Delivery("slack", derived, command, keep_headers(headers, _KEPT_HEADERS))
+        form = parse_form(body)
+        command = string_field(form, "command", "slash command form")
+        # Slack shows this body to the person at once (the real answer follows through the
+        # response_url when a worker has run the command); it must arrive within 3 s.
+        typed = f"{command} {form.get('text', '')}".strip()[:200]
+        reply = {"response_type": "ephemeral", "text": f"Working on `{typed}`…"}
+        kept = keep_headers(headers, _KEPT_HEADERS)
+        return Delivery("slack", derived, command, kept, reply=reply)
 
 
 def endpoints(secrets: Sequence[str], tolerance: int = 300) -> list[Endpoint]:

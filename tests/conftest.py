@@ -6,9 +6,13 @@ under CI=true, where skipping would hide a broken service path."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -25,6 +29,7 @@ PG_CANDIDATES = [
 ]
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_TOKEN = "admin-token-for-tests"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _unavailable(service: str, why: str) -> None:
@@ -115,3 +120,43 @@ def redis_namespace(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"HUB_{name.upper()}"] = _plain(value)
+    return env
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(_plain(v) for v in value)
+    return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+
+
+@pytest.fixture
+def hub_worker(prod_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Start `hub worker` processes (each in its own process group) and clean them up."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "worker", "--processes", "1", "--threads", "2"],
+            env=settings_env(prod_settings),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

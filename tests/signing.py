@@ -17,13 +17,14 @@ GITHUB_SECRET = "gh-hook-secret"
 SLACK_SECRET = "slack-signing-secret-8f2a"
 
 
-def stripe_event(event_type: str = "payout.failed", **data: Any) -> dict[str, Any]:
+def stripe_event(event_type: str = "customer.updated", **data: Any) -> dict[str, Any]:
+    """A Stripe event of a type no workflow handles (it ends `ignored`) unless told otherwise."""
     return {
         "id": f"evt_{uuid.uuid4().hex[:24]}",
         "object": "event",
         "type": event_type,
         "created": int(time.time()),
-        "data": {"object": data or {"id": "po_1", "object": "payout", "amount": 1200}},
+        "data": {"object": data or {"id": "cus_1", "object": "customer", "email": "a@example.com"}},
     }
 
 

@@ -55,7 +55,7 @@ def wait_status(settings: Settings, event_id: str, want: str, timeout: float = 5
 
 def test_stripe_delivery_is_stored_byte_for_byte_and_acknowledged(client, settings):
     # Odd spacing and non-ASCII: the stored body must be the bytes sent, not a re-encoding.
-    body = b'{"id": "evt_bytes_1",  "type": "payout.failed", "note": "caf\xc3\xa9 \\u00e9"}\n'
+    body = b'{"id": "evt_bytes_1",  "type": "customer.updated", "note": "caf\xc3\xa9 \\u00e9"}\n'
     body, headers = stripe_request(body)
     r = client.post("/webhooks/stripe", content=body, headers=headers)
     assert r.status_code == 200
@@ -64,7 +64,11 @@ def test_stripe_delivery_is_stored_byte_for_byte_and_acknowledged(client, settin
     (row,) = stored_rows(settings)
     assert row.id == answer["event_id"]
     assert bytes(row.body) == body
-    assert (row.provider, row.delivery_id, row.type) == ("stripe", "evt_bytes_1", "payout.failed")
+    assert (row.provider, row.delivery_id, row.type) == (
+        "stripe",
+        "evt_bytes_1",
+        "customer.updated",
+    )
     assert "stripe-signature" not in row.headers
     assert wait_status(settings, row.id, "ignored") == "ignored"
 
@@ -126,7 +130,7 @@ def _bad_stripe(case: str) -> tuple[bytes, dict[str, str]]:
         return body, headers
     if case == "tampered":
         body, headers = stripe_request(event)
-        return body.replace(b"payout", b"pay0ut"), headers
+        return body.replace(b"customer", b"cust0mer"), headers
     if case == "not_json":
         return stripe_request(b"id=evt_1&type=x")
     body, headers = stripe_request(event)
@@ -223,6 +227,9 @@ def test_slack_command_and_interaction_are_stored(client, settings):
         **_kw(slack_request(command, "application/x-www-form-urlencoded")),
     )
     assert r.status_code == 200
+    # Slack shows the immediate answer to the person who typed the command.
+    assert r.json()["text"] == "Working on `/incident list`…"
+    assert r.json()["response_type"] == "ephemeral" and r.json()["duplicate"] is False
     action = b"payload=" + json.dumps({"type": "block_actions", "user": {"id": "U1"}}).encode()
     r = client.post(
         "/webhooks/slack/interactions",

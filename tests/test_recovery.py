@@ -19,7 +19,7 @@ def test_events_left_queued_by_a_dead_process_run_at_next_start(settings):
     store = EventStore(engine)
     left = [
         NewEvent("github", "d-ping", "ping", {}, b'{"zen": "z"}'),
-        NewEvent("stripe", "evt_left", "payout.failed", {}, b"{}"),
+        NewEvent("stripe", "evt_left", "customer.updated", {}, b"{}"),
     ]
     ids = [s.event_id for s in store.insert(left, Status.QUEUED)]
     claimed = store.claim([ids[0]])  # the dead process had started this one

@@ -76,7 +76,10 @@ class Ingress:
             log.exception("store unavailable; answering 503 so the sender retries")
             reason = "the event store is unavailable; retry later"
             return await _error(send, 503, "unavailable", reason, retry_after=True)
-        await _json(send, 200, {"event_id": stored.event_id, "duplicate": stored.duplicate})
+        answer = {"event_id": stored.event_id, "duplicate": stored.duplicate}
+        if delivery.reply:
+            answer.update(delivery.reply)
+        await _json(send, 200, answer)
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")

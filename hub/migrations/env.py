@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from hub import models  # noqa: F401  (registers the tables on the metadata)
+from hub import incident_models, models  # noqa: F401  (registers the tables on the metadata)
 from sqlmodel import SQLModel
 
 config = context.config

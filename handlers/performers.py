@@ -1,0 +1,192 @@
+"""One function per kind of side effect: what to call, under which limits, and how to tell
+whether a call that may have happened already did (`crashed`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from handlers.context import WorkflowContext
+from hub.models import as_utc
+from integrations.outbound import Permanent
+from integrations.slack_messages import IncidentView, incident_message, thread_note
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Done:
+    incident_values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+Perform = Callable[[WorkflowContext, Any, Any, bool], "Done | Wait"]
+
+
+def view_of(ctx: WorkflowContext, incident: Any) -> IncidentView:
+    issue_url = None
+    if ctx.github is not None and incident.github_issue:
+        issue_url = ctx.github.issue_url(incident.github_issue)
+    return IncidentView(
+        id=incident.id,
+        title=incident.title,
+        severity=incident.severity,
+        status=incident.status,
+        summary=incident.summary,
+        links=tuple((link["label"], link["url"]) for link in incident.links or ()),
+        occurrences=incident.occurrences,
+        first_seen=as_utc(incident.first_seen),
+        last_seen=as_utc(incident.last_seen),
+        acknowledged_by=incident.acknowledged_by,
+        resolved_by=incident.resolved_by,
+        github_issue_url=issue_url,
+    )
+
+
+def _slack_slot(ctx: WorkflowContext, *keys: tuple[str, float]) -> Wait | None:
+    """Take a slot under every key (a channel, a message, the workspace), or say how long
+    to wait. The workspace comes last so a busy channel does not spend its budget."""
+    s = ctx.settings
+    for key, spacing in (*keys, ("slack:workspace", 60.0 / s.slack_workspace_per_minute)):
+        wait = ctx.limits.reserve(key, spacing)
+        if wait > 0:
+            return Wait(wait)
+    return None
+
+
+def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    if incident.slack_ts:
+        return Done()
+    text, blocks = incident_message(view_of(ctx, incident))
+    if ctx.slack is None:
+        log.info("[slack %s] %s", ctx.settings.slack_incident_channel, text)
+        return Done()
+    channel = ctx.settings.slack_incident_channel
+    marker = f"post:{incident.id}"
+    if crashed:
+        # Reading history needs the channel's id, where posting takes its name as well.
+        found = ctx.slack.find_posted(ctx.slack.channel_id(channel), marker)
+        if found is not None:
+            return Done({"slack_channel": found.channel_id, "slack_ts": found.ts})
+    if wait := _slack_slot(
+        ctx, (f"slack:channel:{channel}", ctx.settings.slack_channel_interval_s)
+    ):
+        return wait
+    posted = ctx.slack.post(channel, text, blocks, marker=marker)
+    return Done({"slack_channel": posted.channel_id, "slack_ts": posted.ts})
+
+
+def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    text, blocks = incident_message(view_of(ctx, incident))
+    if ctx.slack is None:
+        log.info("[slack update %s] %s", incident.id, text)
+        return Done()
+    if not incident.slack_ts:
+        raise Permanent("the incident has no Slack message to update (its post failed)")
+    key = f"slack:message:{incident.slack_ts}"
+    if wait := _slack_slot(ctx, (key, ctx.settings.slack_channel_interval_s)):
+        return wait
+    ctx.slack.update(incident.slack_channel, incident.slack_ts, text, blocks)
+    return Done()
+
+
+def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    text, blocks = thread_note(effect.payload["text"])
+    if ctx.slack is None:
+        log.info("[slack thread %s] %s", incident.id, text)
+        return Done()
+    if not incident.slack_ts:
+        raise Permanent("the incident has no Slack message to reply to (its post failed)")
+    channel, ts, marker = incident.slack_channel, incident.slack_ts, f"reply:{effect.dedupe}"
+    if crashed and ctx.slack.find_posted(channel, marker, thread_ts=ts) is not None:
+        return Done()
+    if wait := _slack_slot(
+        ctx, (f"slack:channel:{channel}", ctx.settings.slack_channel_interval_s)
+    ):
+        return wait
+    ctx.slack.post(channel, text, blocks, marker=marker, thread_ts=ts)
+    return Done()
+
+
+def respond(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    """A slash command's answer, through its response_url (ephemeral, not rate limited by
+    channel: Slack allows five responses per command within 30 minutes)."""
+    payload = effect.payload
+    if ctx.slack is None:
+        log.info("[slack response] %s", payload["message"].get("text", ""))
+        return Done()
+    ctx.slack.respond(payload["response_url"], payload["message"])
+    return Done()
+
+
+def _github_slot(ctx: WorkflowContext) -> Wait | None:
+    wait = ctx.limits.reserve("github", 60.0 / ctx.settings.github_per_minute)
+    return Wait(wait) if wait > 0 else None
+
+
+def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    tracker = ctx.github
+    if tracker is None or incident.github_issue:
+        return Done()
+    marker = f"incident:{incident.id}"
+    if crashed and (number := tracker.find(marker)) is not None:
+        return Done({"github_issue": number})
+    if wait := _github_slot(ctx):
+        return wait
+    title = f"[{incident.severity.upper()}] {incident.title}"
+    links = "\n".join(f"- [{link['label']}]({link['url']})" for link in incident.links or ())
+    body = (
+        f"{incident.summary}\n\n{links}\n\nOpened by the webhook hub as incident `{incident.id}`."
+    )
+    return Done({"github_issue": tracker.create(title, body, ["incident"], marker=marker)})
+
+
+def comment_on_issue(
+    ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
+) -> Done | Wait:
+    tracker = ctx.github
+    if tracker is None:
+        return Done()
+    if not incident.github_issue:
+        raise Permanent("the incident has no GitHub issue to comment on (its creation failed)")
+    marker = f"comment:{effect.dedupe}"
+    if crashed and tracker.has_comment(incident.github_issue, marker):
+        return Done()
+    if wait := _github_slot(ctx):
+        return wait
+    tracker.comment(incident.github_issue, effect.payload["body"], marker=marker)
+    return Done()
+
+
+def set_issue_state(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    tracker = ctx.github
+    if tracker is None or not incident.github_issue:
+        return Done()
+    if wait := _github_slot(ctx):
+        return wait
+    if effect.payload["state"] == "closed":
+        tracker.close(incident.github_issue)
+    else:
+        tracker.reopen(incident.github_issue)
+    return Done()
+
+
+PERFORMERS: dict[str, Perform] = {
+    "slack.post": post_message,
+    "slack.update": update_message,
+    "slack.reply": reply_in_thread,
+    "slack.respond": respond,
+    "github.issue": open_issue,
+    "github.comment": comment_on_issue,
+    "github.state": set_issue_state,
+}
+
+
+def performer_for(kind: str) -> Perform:
+    return PERFORMERS[kind]

@@ -1,0 +1,65 @@
+"""A workflow context on a real (SQLite) store, with an in-memory broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import select
+
+from handlers.context import WorkflowContext
+from handlers.incidents import effects, incidents, timeline
+from hub.config import Settings
+from hub.db import make_engine
+from hub.queue import EventQueue
+from hub.store import EventStore, NewEvent
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> WorkflowContext:
+    engine = make_engine(settings.database_url)
+    broker = StubBroker()
+    broker.declare_queue(settings.queue_name)
+    return WorkflowContext(
+        settings=settings,
+        engine=engine,
+        store=EventStore(engine),
+        queue=EventQueue(broker, settings.queue_name),
+    )
+
+
+def store_event(
+    ctx: WorkflowContext,
+    provider: str,
+    event_type: str,
+    payload: dict[str, Any],
+    content_type: str = "application/json",
+    body: bytes | None = None,
+) -> str:
+    raw = body if body is not None else json.dumps(payload).encode()
+    event = NewEvent(provider, uuid.uuid4().hex, event_type, {"content-type": content_type}, raw)
+    (stored,) = ctx.store.insert([event])
+    return stored.event_id
+
+
+def rows(ctx: WorkflowContext, table: Any, *where: Any) -> list[Any]:
+    with ctx.engine.connect() as conn:
+        first_column = next(iter(table.c))
+        return list(conn.execute(select(table).where(*where).order_by(first_column)))
+
+
+def all_incidents(ctx: WorkflowContext) -> list[Any]:
+    return rows(ctx, incidents)
+
+
+def effects_of(ctx: WorkflowContext, incident_id: str | None = None) -> list[Any]:
+    if incident_id is None:
+        return rows(ctx, effects)
+    return rows(ctx, effects, effects.c.incident_id == incident_id)
+
+
+def timeline_of(ctx: WorkflowContext, incident_id: str) -> list[Any]:
+    return rows(ctx, timeline, timeline.c.incident_id == incident_id)

@@ -1,0 +1,198 @@
+"""A responder's view, end to end: signed webhooks into the real app (embedded mode), its
+workers talking to local servers that answer like Slack's Web API and GitHub's REST API."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from hub.bootstrap import create_app
+from hub.config import Settings
+from hub.db import make_engine
+from hub.incident_models import Effect, Incident
+from tests.conftest import make_settings
+from tests.fakes.github import GitHubServer
+from tests.fakes.slack import SlackServer
+from tests.handlers import payloads as p
+from tests.signing import github_request, slack_request, stripe_request
+
+REPO = "acme/ops"
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    with SlackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubServer]:
+    with GitHubServer(repos=(REPO,)) as server:
+        yield server
+
+
+@pytest.fixture
+def flow_settings(sqlite_url: str, slack: SlackServer, github: GitHubServer) -> Settings:
+    return make_settings(
+        sqlite_url,
+        slack_bot_token=slack.token,
+        slack_api_url=slack.api_url,
+        slack_incident_channel="#incidents",
+        github_token=github.token,
+        github_api_url=github.api_url,
+        github_incident_repo=REPO,
+    )
+
+
+@pytest.fixture
+def client(flow_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(flow_settings)) as c:
+        yield c
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+def send(client: TestClient, path: str, request: tuple[bytes, dict[str, str]]) -> Any:
+    body, headers = request
+    r = client.post(path, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def stripe(client: TestClient, event: dict[str, Any]) -> Any:
+    event = {**event, "id": f"evt_{uuid.uuid4().hex[:20]}"}
+    return send(client, "/webhooks/stripe", stripe_request(event))
+
+
+def press(client: TestClient, slack: SlackServer, incident_id: str, action: str, user: str) -> Any:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower()},
+        "response_url": slack.response_url(f"press-{uuid.uuid4().hex[:6]}"),
+        "actions": [{"action_id": action, "value": incident_id, "type": "button"}],
+    }
+    body = b"payload=" + json.dumps(payload).encode()
+    return send(client, "/webhooks/slack/interactions",
+                slack_request(body, "application/x-www-form-urlencoded"))  # fmt: skip
+
+
+def rows(settings: Settings, model: Any) -> list[Any]:
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        found = list(conn.execute(select(model)))
+    engine.dispose()
+    return found
+
+
+def buttons(message: Any) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message.blocks or []
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+def test_a_dispute_is_one_message_kept_current_and_one_tracked_issue(
+    client, slack, github, flow_settings
+):
+    stripe(client, p.stripe_event("charge.dispute.created", p.dispute()))
+    (message,) = wait_for(lambda: slack.messages("#incidents"), what="the incident message")
+    assert buttons(message) == ["incident.ack", "incident.resolve"]
+    (incident,) = rows(flow_settings, Incident)
+    wait_for(lambda: github.issues(REPO), what="the tracking issue")
+
+    press(client, slack, incident.id, "incident.ack", "U1")
+    wait_for(lambda: len(slack.replies(message.channel, message.ts)) == 1, what="a thread reply")
+    (reply,) = slack.replies(message.channel, message.ts)
+    assert reply.text == "Acknowledged by <@U1>"
+    updated = wait_for(lambda: [m for m in slack.messages("#incidents") if m.edits] or None)
+    assert buttons(updated[0]) == ["incident.resolve"]
+
+    stripe(client, p.stripe_event("charge.dispute.closed", p.dispute(status="won")))
+    wait_for(lambda: github.issues(REPO)[0].state == "closed", what="the issue closed")
+    wait_for(lambda: len(slack.replies(message.channel, message.ts)) == 2, what="resolved reply")
+    (message,) = slack.messages("#incidents")  # still the one message: updated, never reposted
+    assert buttons(message) == []
+    replies = [r.text for r in slack.replies(message.channel, message.ts)]
+    assert replies[1].startswith("Resolved by stripe")
+    (issue,) = github.issues(REPO)
+    assert len(issue.comments) == 2  # acknowledged, resolved
+    assert slack.rate_limited == 0
+
+
+def test_a_burst_of_a_thousand_failed_payments_makes_a_handful_of_slack_calls(
+    client, slack, flow_settings
+):
+    def one(n: int) -> None:
+        intent = p.payment_intent_failed(intent_id=f"pi_{n}")
+        stripe(client, p.stripe_event("payment_intent.payment_failed", intent, account="acct_9"))
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, range(1000)))
+    burst_s = time.monotonic() - start
+
+    def settled() -> bool:
+        (incident,) = rows(flow_settings, Incident)
+        pending = [e for e in rows(flow_settings, Effect) if e.status != "done"]
+        return incident.occurrences == 1000 and not pending
+
+    wait_for(settled, timeout=60, what="every occurrence counted and the message current")
+    (message,) = slack.messages("#incidents")
+    assert "1000" in json.dumps(message.blocks)
+    assert slack.posts == 1
+    # Coalesced: one update a second at most while occurrences keep coming, not one per event.
+    updates = [c.time for c in slack.calls if c.path == "/api/chat.update"]
+    gaps = [b - a for a, b in itertools.pairwise(updates)]
+    print(f"\n1000 events in {burst_s:.1f} s: 1 post, {len(updates)} updates, 0 429s")
+    assert len(updates) == message.edits <= 20
+    assert min(gaps, default=1.0) >= 0.9
+    assert slack.rate_limited == 0
+
+
+def test_a_429_waits_its_retry_after_without_counting_as_a_failure(client, slack, flow_settings):
+    slack.force_429(retry_after_s=1, for_s=0.8)
+    stripe(client, p.stripe_event("payout.failed", p.payout()))
+    wait_for(lambda: slack.messages("#incidents"), what="the message after the 429")
+    (post,) = [e for e in rows(flow_settings, Effect) if e.kind == "slack.post"]
+    assert (post.status, post.failures) == ("done", 0)
+    assert slack.posts == 1
+
+
+def test_slash_command_lists_open_incidents_through_the_response_url(client, slack):
+    stripe(client, p.stripe_event("payout.failed", p.payout()))
+    wait_for(lambda: slack.messages("#incidents"), what="the incident")
+    form = f"command=%2Fincident&text=list&user_id=U7&response_url={slack.response_url('list-1')}"
+    answer = send(client, "/webhooks/slack/commands",
+                  slack_request(form.encode(), "application/x-www-form-urlencoded"))  # fmt: skip
+    assert answer["text"].startswith("Working on")
+    (response,) = wait_for(lambda: slack.responses("list-1"), what="the command's answer")
+    assert "Payout" in json.dumps(response)
+
+
+def test_ci_red_then_green_resolves_by_itself(client, slack, github):
+    for conclusion in ("failure", "success"):
+        send(client, "/webhooks/github",
+             github_request("workflow_run", p.workflow_run(conclusion, "main")))  # fmt: skip
+        if conclusion == "failure":
+            wait_for(lambda: slack.messages("#incidents"), what="CI broken on main")
+    wait_for(lambda: github.issues(REPO) and github.issues(REPO)[0].state == "closed")
+    (message,) = slack.messages("#incidents")
+    assert buttons(message) == []
