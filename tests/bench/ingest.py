@@ -315,7 +315,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--modes", default="embedded,postgres+redis", help="comma-separated")
     p.add_argument("--duration", type=int, default=5, help="measured seconds per round")
-    p.add_argument("--rounds", type=int, default=5, help="alternating bare/hub rounds")
+    p.add_argument("--rounds", type=int, default=7, help="alternating bare/hub rounds")
     p.add_argument("--warmup", type=int, default=2, help="seconds, not measured")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--max-rate", type=float, default=12_000, help="sizes the event pool")
