@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-incidents clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ lint: install
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python tests/bench/ingest.py $(BENCH_ARGS)
+
+bench-incidents: install
+	$(BIN)/python tests/bench/incidents.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) hub.db hub.db-wal hub.db-shm

@@ -33,18 +33,36 @@ MAX_FAILURES = 8
 
 
 def deliver_effects(ctx: WorkflowContext, incident_id: str | None) -> None:
-    """The delivery actor's body, for one incident (or for effects of no incident)."""
-    if incident_id is not None and not _lease(ctx, incident_id):
-        schedule_delivery(ctx, incident_id, delay_s=0.5)  # the holder may finish before ours
-        return
-    try:
-        waits = [_drain_lane(ctx, incident_id, lane) for lane in LANES]
-    finally:
-        if incident_id is not None:
-            _release(ctx, incident_id)
-    due = [w for w in waits if w is not None]
-    if due:
-        schedule_delivery(ctx, incident_id, delay_s=min(due))
+    """The delivery actor's body, for one incident (or for effects of no incident).
+
+    Only the lease holder delivers and reschedules. A message that finds the lease held
+    ends at once: the holder checks for due effects again after releasing, so whatever
+    was recorded while it worked is still delivered, and a burst of messages for one
+    incident does not turn into a swarm of rescheduled ones."""
+    while True:
+        if incident_id is not None and not _lease(ctx, incident_id):
+            return
+        try:
+            waits = [_drain_lane(ctx, incident_id, lane) for lane in LANES]
+        finally:
+            if incident_id is not None:
+                _release(ctx, incident_id)
+        due = [w for w in waits if w is not None]
+        if due:
+            schedule_delivery(ctx, incident_id, delay_s=min(due))
+            return
+        if incident_id is None or not _any_due(ctx, incident_id):
+            return
+
+
+def _any_due(ctx: WorkflowContext, incident_id: str) -> bool:
+    stmt = select(effects.c.id).where(
+        effects.c.incident_id == incident_id,
+        effects.c.status.in_(OPEN),
+        effects.c.not_before <= utcnow(),
+    )
+    with ctx.engine.connect() as conn:
+        return conn.execute(stmt.limit(1)).first() is not None
 
 
 def _drain_lane(ctx: WorkflowContext, incident_id: str | None, lane: str) -> float | None:
@@ -56,23 +74,27 @@ def _drain_lane(ctx: WorkflowContext, incident_id: str | None, lane: str) -> flo
         wait = (as_utc(effect.not_before) - utcnow()).total_seconds()
         if wait > 0:
             return wait
+        if not _attempting(ctx, effect):
+            if incident_id is None:
+                return None  # another worker took it (no lease in this lane)
+            continue  # re-armed since it was read: read it again
         result = _perform(ctx, effect)
         if isinstance(result, Wait):
             return result.seconds
 
 
 def _next(ctx: WorkflowContext, incident_id: str | None, lane: str) -> Any:
-    stmt = (
-        select(effects)
-        .where(
-            effects.c.incident_id == incident_id
-            if incident_id is not None
-            else effects.c.incident_id.is_(None),
-            effects.c.status.in_(OPEN),
-            effects.c.kind.startswith(lane),
+    if incident_id is not None:
+        mine: Any = (effects.c.incident_id == incident_id) & effects.c.status.in_(OPEN)
+    else:
+        # No lease here: an `attempting` effect is someone else's until it is stale.
+        stale = utcnow() - timedelta(seconds=ctx.settings.effect_lease_s)
+        mine = effects.c.incident_id.is_(None) & (
+            (effects.c.status == EffectStatus.PENDING)
+            | ((effects.c.status == EffectStatus.ATTEMPTING) & (effects.c.updated_at < stale))
         )
-        .order_by(effects.c.id)
-        .limit(1)
+    stmt = (
+        select(effects).where(mine, effects.c.kind.startswith(lane)).order_by(effects.c.id).limit(1)
     )
     with ctx.engine.connect() as conn:
         return conn.execute(stmt).first()
@@ -84,7 +106,6 @@ def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
     # After a crash, or a failure that may have happened after the call took effect (a
     # timeout, a 500), look for the result before calling again.
     crashed = effect.status == EffectStatus.ATTEMPTING or effect.failures > 0
-    _attempting(ctx, effect.id)
     try:
         result = perform(ctx, effect, incident, crashed)
     except RateLimited as exc:
@@ -130,15 +151,20 @@ def _incident(ctx: WorkflowContext, incident_id: str | None) -> Any:
         return conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
 
 
-def _attempting(ctx: WorkflowContext, effect_id: int) -> None:
-    # Committed before the call: if this process dies during it, the next delivery knows the
-    # call may have happened and checks before making it again.
+def _attempting(ctx: WorkflowContext, effect: Any) -> bool:
+    """Claim the effect as read (unchanged since): committed before the call, so that if
+    this process dies during it, the next delivery knows the call may have happened."""
     with write(ctx.engine) as conn:
-        conn.execute(
+        claimed = conn.execute(
             update(effects)
-            .where(effects.c.id == effect_id)
+            .where(
+                effects.c.id == effect.id,
+                effects.c.status == effect.status,
+                effects.c.updated_at == effect.updated_at,
+            )
             .values(status=EffectStatus.ATTEMPTING, updated_at=utcnow())
         )
+        return bool(claimed.rowcount)
 
 
 def _reschedule(ctx: WorkflowContext, effect_id: int, after_s: float, failed: str | None) -> None:

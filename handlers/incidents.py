@@ -54,6 +54,10 @@ class Outcome:
     changed: bool
     status: str | None = None
     message: str = ""
+    # Some effect became pending: a delivery must be asked for. An occurrence that finds the
+    # message update already pending asks for nothing (the pending one will show it), so a
+    # burst of events is a handful of delivery messages, not one each.
+    deliver: bool = False
 
 
 def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
@@ -68,7 +72,7 @@ def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outc
             # the second pass sees its row and adds to it, or finds the event applied.
             if attempt == 2:
                 raise
-    if outcome.changed and outcome.incident_id:
+    if outcome.deliver and outcome.incident_id:
         schedule_delivery(ctx, outcome.incident_id)
     return outcome
 
@@ -88,7 +92,7 @@ def change_status(ctx: WorkflowContext, incident_id: str, change: StatusChange) 
         if row is None:
             return Outcome(None, False, None, f"no incident {incident_id}")
         outcome = _transition(conn, ctx, row, change)
-    if outcome.changed:
+    if outcome.deliver:
         schedule_delivery(ctx, incident_id)
     return outcome
 
@@ -140,8 +144,8 @@ def _add_occurrence(conn: Connection, row: Any, trigger: Trigger) -> Outcome:
         values["summary"] = trigger.summary  # the latest occurrence says most
     conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
     # Coalesced: one pending message update, however many occurrences arrive meanwhile.
-    rearm(conn, row.id, "slack.update", f"slack.update:{row.id}")
-    return Outcome(row.id, True, row.status, "occurrence added")
+    deliver = rearm(conn, row.id, "slack.update", f"slack.update:{row.id}")
+    return Outcome(row.id, True, row.status, "occurrence added", deliver)
 
 
 def _open(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
@@ -171,7 +175,7 @@ def _open(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigge
     owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}")
     if ctx.github is not None:
         owe(conn, incident_id, "github.issue", f"github.issue:{incident_id}")
-    return Outcome(incident_id, True, IncidentStatus.OPEN, "opened")
+    return Outcome(incident_id, True, IncidentStatus.OPEN, "opened", deliver=True)
 
 
 def _transition(conn: Connection, ctx: WorkflowContext, row: Any, change: StatusChange) -> Outcome:
@@ -203,7 +207,7 @@ def _transition(conn: Connection, ctx: WorkflowContext, row: Any, change: Status
         if action in ("resolved", "reopened"):
             state = "closed" if action == "resolved" else "open"
             owe(conn, row.id, "github.state", f"github.state:{entry}", payload={"state": state})
-    return Outcome(row.id, True, target, line)
+    return Outcome(row.id, True, target, line, deliver=True)
 
 
 def _record(
@@ -246,15 +250,18 @@ def owe(
     conn.execute(insert(effects), row)
 
 
-def rearm(conn: Connection, incident_id: str, kind: str, dedupe: str) -> None:
-    """Make a reusable effect (the message update) pending again, or create it."""
+def rearm(conn: Connection, incident_id: str, kind: str, dedupe: str) -> bool:
+    """Make a reusable effect (the message update) pending again, or create it. False if
+    it was pending already."""
     stmt = (
         update(effects)
         .where(effects.c.dedupe == dedupe, effects.c.status != EffectStatus.PENDING)
         .values(status=EffectStatus.PENDING, failures=0, updated_at=utcnow())
     )
     if conn.execute(stmt).rowcount:
-        return
+        return True
     exists = select(effects.c.id).where(effects.c.dedupe == dedupe)
     if conn.execute(exists).first() is None:
         owe(conn, incident_id, kind, dedupe)
+        return True
+    return False

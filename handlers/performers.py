@@ -49,15 +49,35 @@ def view_of(ctx: WorkflowContext, incident: Any) -> IncidentView:
     )
 
 
-def _slack_slot(ctx: WorkflowContext, *keys: tuple[str, float]) -> Wait | None:
-    """Take a slot under every key (a channel, a message, the workspace), or say how long
-    to wait. The workspace comes last so a busy channel does not spend its budget."""
-    s = ctx.settings
-    for key, spacing in (*keys, ("slack:workspace", 60.0 / s.slack_workspace_per_minute)):
+def _slot(ctx: WorkflowContext, *keys: tuple[str, float]) -> Wait | None:
+    """Take a slot under every key, narrowest first (so a busy channel does not spend the
+    workspace's budget), or say how long to wait."""
+    for key, spacing in keys:
         wait = ctx.limits.reserve(key, spacing)
         if wait > 0:
             return Wait(wait)
     return None
+
+
+def _post_slot(ctx: WorkflowContext, channel: str) -> Wait | None:
+    # chat.postMessage: about one a second per channel, and a workspace-wide allowance.
+    s = ctx.settings
+    return _slot(
+        ctx,
+        (f"slack:channel:{channel}", s.slack_channel_interval_s),
+        ("slack:posts", 60.0 / s.slack_workspace_per_minute),
+    )
+
+
+def _update_slot(ctx: WorkflowContext, ts: str) -> Wait | None:
+    # chat.update is Slack's tier 3 (about 50 a minute for the app): its own budget, so that
+    # count updates never delay the post announcing a new incident.
+    s = ctx.settings
+    return _slot(
+        ctx,
+        (f"slack:message:{ts}", s.slack_channel_interval_s),
+        ("slack:updates", 60.0 / s.slack_updates_per_minute),
+    )
 
 
 def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
@@ -74,9 +94,7 @@ def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
         found = ctx.slack.find_posted(ctx.slack.channel_id(channel), marker)
         if found is not None:
             return Done({"slack_channel": found.channel_id, "slack_ts": found.ts})
-    if wait := _slack_slot(
-        ctx, (f"slack:channel:{channel}", ctx.settings.slack_channel_interval_s)
-    ):
+    if wait := _post_slot(ctx, channel):
         return wait
     posted = ctx.slack.post(channel, text, blocks, marker=marker)
     return Done({"slack_channel": posted.channel_id, "slack_ts": posted.ts})
@@ -89,8 +107,7 @@ def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bo
         return Done()
     if not incident.slack_ts:
         raise Permanent("the incident has no Slack message to update (its post failed)")
-    key = f"slack:message:{incident.slack_ts}"
-    if wait := _slack_slot(ctx, (key, ctx.settings.slack_channel_interval_s)):
+    if wait := _update_slot(ctx, incident.slack_ts):
         return wait
     ctx.slack.update(incident.slack_channel, incident.slack_ts, text, blocks)
     return Done()
@@ -106,9 +123,7 @@ def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: b
     channel, ts, marker = incident.slack_channel, incident.slack_ts, f"reply:{effect.dedupe}"
     if crashed and ctx.slack.find_posted(channel, marker, thread_ts=ts) is not None:
         return Done()
-    if wait := _slack_slot(
-        ctx, (f"slack:channel:{channel}", ctx.settings.slack_channel_interval_s)
-    ):
+    if wait := _post_slot(ctx, channel):
         return wait
     ctx.slack.post(channel, text, blocks, marker=marker, thread_ts=ts)
     return Done()

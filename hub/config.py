@@ -46,9 +46,10 @@ class Settings(BaseSettings):
     escalate_after_s: float = 900.0
     slack_oncall: str | None = None  # e.g. <!subteam^S123> or <@U123>; unset: no mention
     # Outbound pacing, shared by all workers: Slack allows about one post per second per
-    # channel; the workspace budget keeps many channels' worth of posts under its app limit.
+    # channel and some hundreds a minute per workspace; chat.update is its tier 3 (~50/min).
     slack_channel_interval_s: float = 1.0
-    slack_workspace_per_minute: int = 120
+    slack_workspace_per_minute: int = 300
+    slack_updates_per_minute: int = 50
     github_per_minute: int = 60
     # A worker delivering an incident's effects holds it this long at most (then it is
     # presumed dead and another takes over): longer than a few slow HTTP calls.

@@ -196,3 +196,78 @@ def test_ci_red_then_green_resolves_by_itself(client, slack, github):
     wait_for(lambda: github.issues(REPO) and github.issues(REPO)[0].state == "closed")
     (message,) = slack.messages("#incidents")
     assert buttons(message) == []
+
+
+def command(client: TestClient, slack: SlackServer, text: str, user: str = "U7") -> str:
+    """Run `/incident <text>`; the id of the response_url its answer goes to."""
+    rid = f"cmd-{uuid.uuid4().hex[:6]}"
+    form = (
+        f"command=%2Fincident&text={text.replace(' ', '+')}&user_id={user}"
+        f"&response_url={slack.response_url(rid)}"
+    )
+    send(client, "/webhooks/slack/commands",
+         slack_request(form.encode(), "application/x-www-form-urlencoded"))  # fmt: skip
+    return rid
+
+
+def test_incident_commands_open_acknowledge_and_resolve(client, slack, flow_settings):
+    opened = command(client, slack, "open Checkout latency is up")
+    (answer,) = wait_for(lambda: slack.responses(opened), what="the open answer")
+    (incident,) = rows(flow_settings, Incident)
+    assert answer["text"] == f"Opened {incident.id}: Checkout latency is up"
+    (message,) = wait_for(lambda: slack.messages("#incidents"), what="the incident message")
+
+    ack = command(client, slack, f"ack {incident.id}", user="U8")
+    wait_for(lambda: slack.responses(ack), what="the ack answer")
+    again = command(client, slack, f"ack {incident.id}", user="U9")
+    (refused,) = wait_for(lambda: slack.responses(again), what="the second ack's answer")
+    assert refused["text"] == "Nothing changed: already acknowledged by <@U8>."
+    resolve = command(client, slack, f"resolve {incident.id}")
+    wait_for(lambda: slack.responses(resolve), what="the resolve answer")
+
+    wait_for(lambda: len(slack.replies(message.channel, message.ts)) == 2, what="two thread lines")
+    texts = [r.text for r in slack.replies(message.channel, message.ts)]
+    assert texts == ["Acknowledged by <@U8>", "Resolved by <@U7>"]
+    (incident,) = rows(flow_settings, Incident)
+    assert (incident.status, incident.resolved_by) == ("resolved", "<@U7>")
+    help_ = command(client, slack, "dance")
+    assert wait_for(lambda: slack.responses(help_))[0]["text"].startswith("Usage:")
+
+
+def test_a_post_whose_answer_was_lost_is_found_not_repeated(client, slack, flow_settings):
+    # Slack stores the message but answers 500: the hub must not post it a second time.
+    slack.fail_next("chat.postMessage", 1, status=500, applied=True)
+    stripe(client, p.stripe_event("payout.failed", p.payout()))
+    recorded = lambda: [i.slack_ts for i in rows(flow_settings, Incident) if i.slack_ts]  # noqa: E731
+    wait_for(recorded, timeout=20, what="the ts recorded")
+    (message,) = slack.messages("#incidents")
+    assert rows(flow_settings, Incident)[0].slack_ts == message.ts
+    (post,) = [e for e in rows(flow_settings, Effect) if e.kind == "slack.post"]
+    assert (post.status, post.failures) == ("done", 1)
+
+
+def test_github_rate_limit_waits_without_failing(client, slack, github, flow_settings):
+    github.secondary_rate_limit(1, status=403, retry_after_s=1)
+    stripe(client, p.stripe_event("payout.failed", p.payout()))
+    wait_for(lambda: github.issues(REPO), timeout=20, what="the issue after the wait")
+    (issue_effect,) = [e for e in rows(flow_settings, Effect) if e.kind == "github.issue"]
+    assert (issue_effect.status, issue_effect.failures) == ("done", 0)
+    assert len(github.issues(REPO)) == 1
+
+
+def test_an_unacknowledged_incident_is_escalated_once(sqlite_url, slack):
+    settings = make_settings(
+        sqlite_url,
+        slack_bot_token=slack.token,
+        slack_api_url=slack.api_url,
+        slack_oncall="<!subteam^S0NCALL>",
+        escalate_after_s=0.5,
+        sweep_interval_s=0.2,
+    )
+    with TestClient(create_app(settings)) as client:
+        stripe(client, p.stripe_event("payout.failed", p.payout()))
+        (message,) = wait_for(lambda: slack.messages("#incidents"), what="the incident")
+        wait_for(lambda: slack.replies(message.channel, message.ts), what="the escalation")
+        time.sleep(1.5)  # several more housekeeping rounds: still one escalation
+    (reply,) = slack.replies(message.channel, message.ts)
+    assert reply.text.startswith("<!subteam^S0NCALL> Still unacknowledged")
