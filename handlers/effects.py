@@ -15,14 +15,15 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from handlers.context import WorkflowContext
 from handlers.incidents import effects, incidents, schedule_delivery
 from handlers.performers import Done, Perform, Wait, performer_for
 from hub.db import write
 from hub.incident_models import EffectStatus
-from hub.models import as_utc, utcnow
+from hub.models import Status, as_utc, utcnow
+from hub.store import attempts, events
 from integrations.outbound import OutboundError, Permanent, RateLimited
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
         _reschedule(ctx, effect.id, exc.retry_after, failed=None)
         return Wait(exc.retry_after)
     except Permanent as exc:
-        _finish(ctx, effect.id, EffectStatus.DEAD, error=exc.reason)
+        _dead(ctx, effect, exc.reason)
         log.error("effect %s (%s) gave up: %s", effect.id, effect.kind, exc.reason)
         return Done({})
     except OutboundError as exc:
@@ -129,7 +130,7 @@ def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
 
 def _failed(ctx: WorkflowContext, effect: Any, reason: str) -> Done | Wait:
     if effect.failures + 1 >= MAX_FAILURES:
-        _finish(ctx, effect.id, EffectStatus.DEAD, error=reason)
+        _dead(ctx, effect, reason)
         log.error(
             "effect %s (%s) dead after %d failures: %s",
             effect.id,
@@ -201,6 +202,37 @@ def _finish(
             conn.execute(
                 update(incidents).where(incidents.c.id == incident_id).values(**incident_values)
             )
+
+
+def _dead(ctx: WorkflowContext, effect: Any, reason: str) -> None:
+    """Give up on an effect, and show it where admins look: the event that owed it becomes
+    `failed` with an attempt naming the call and its error. Replaying that event (once the
+    cause is fixed) brings the effect back (hub.replay)."""
+    now = utcnow()
+    error = f"{effect.kind}: {reason}"
+    with write(ctx.engine) as conn:
+        conn.execute(
+            update(effects)
+            .where(effects.c.id == effect.id, effects.c.status != EffectStatus.PENDING)
+            .values(status=EffectStatus.DEAD, last_error=reason, updated_at=now)
+        )
+        if effect.cause_event_id is None:
+            return
+        settled = (Status.PROCESSED, Status.IGNORED, Status.FAILED)
+        conn.execute(
+            update(events)
+            .where(events.c.id == effect.cause_event_id, events.c.status.in_(settled))
+            .values(status=Status.FAILED, last_error=error, updated_at=now, deadline=None)
+        )
+        attempt = {
+            "event_id": effect.cause_event_id,
+            "workflow": f"effect:{effect.kind}",
+            "started_at": as_utc(effect.created_at),
+            "finished_at": now,
+            "outcome": "error",
+            "error": error,
+        }
+        conn.execute(insert(attempts), attempt)
 
 
 def _lease(ctx: WorkflowContext, incident_id: str) -> bool:

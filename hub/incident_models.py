@@ -104,6 +104,9 @@ class Effect(SQLModel, table=True):
         default=None, foreign_key="incidents.id", index=True, max_length=40
     )
     kind: str = Field(max_length=32)
+    # The event whose processing recorded this effect (None for a button or an admin): an
+    # effect that dies fails that event, and replaying the event brings the effect back.
+    cause_event_id: str | None = Field(default=None, index=True, max_length=40)
     dedupe: str = Field(unique=True, max_length=200)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     status: str = Field(default=EffectStatus.PENDING, max_length=16)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -42,6 +42,13 @@ class Event(SQLModel, table=True):
         Index("ix_events_status_id", "status", "id"),
         # Only active events carry a deadline, so the sweeper's range scan stays small.
         Index("ix_events_deadline", "deadline"),
+        # Partial: the ingest path inserts NULL here and must not pay for this index.
+        Index(
+            "ix_events_replay_id",
+            "replay_id",
+            sqlite_where=text("replay_id IS NOT NULL"),
+            postgresql_where=text("replay_id IS NOT NULL"),
+        ),
     )
 
     # Time-ordered ids ("evt_" + ULID): the primary key is also the listing order and cursor.
@@ -55,6 +62,10 @@ class Event(SQLModel, table=True):
     # When the sweeper should take the event back if it has not moved on; NULL once settled.
     deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     runs: int = 0
+    # The bulk replay that last queued this event: progress is counted by it.
+    replay_id: str | None = Field(default=None, max_length=40)
+    # Retention emptied the body (metadata, attempts and audit stay); it cannot be replayed.
+    redacted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
     headers: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     body: bytes = Field(sa_type=LargeBinary)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from hub import incident_models, models  # noqa: F401  (registers the tables on the metadata)
+# Imported for their effect: they register the tables on the metadata.
+from hub import admin_models, incident_models, models  # noqa: F401
 from sqlmodel import SQLModel
 
 config = context.config
