@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     github_incident_repo: str | None = None
 
     admin_tokens: SecretList = Field(default_factory=list)
+    # Inbound limits (slowapi syntax), shared through Redis when configured. The admin API
+    # per token; requests that fail verification (or admin auth) per client address.
+    # Verified deliveries are never limited: GitHub does not retry a 429.
+    admin_rate_limit: str = "600/minute"
+    unverified_rate_limit: str = "120/minute"
+    # Bulk replays hand this many events a second to the workers, not all at once.
+    replay_per_second: float = 100.0
+    # Retention: raw bodies of settled events are emptied after this many days; the event's
+    # metadata, attempts and the audit trail stay. 0 keeps bodies for ever.
+    retain_processed_days: float = 30.0
+    retain_failed_days: float = 90.0
+    retention_interval_s: float = 3600.0
 
     # Incidents. Open and unacknowledged this long: one escalation (a thread mention).
     escalate_after_s: float = 900.0
@@ -54,6 +66,11 @@ class Settings(BaseSettings):
     # A worker delivering an incident's effects holds it this long at most (then it is
     # presumed dead and another takes over): longer than a few slow HTTP calls.
     effect_lease_s: float = 60.0
+    # A Slack or GitHub call failing this many times (backoff doubling from the minimum,
+    # about 8.5 minutes in all by default) is given up: its event shows as `failed`, and
+    # replaying the event once the cause is fixed makes the call.
+    effect_max_failures: int = 8
+    effect_min_backoff_s: float = 2.0
 
     max_body_bytes: int = 25 * MIB
 
@@ -96,6 +113,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
+
+    @property
+    def tracks_github(self) -> bool:
+        """Incidents get a GitHub tracking issue: a token and a repository are both set."""
+        return self.github_token is not None and bool(self.github_incident_repo)
 
     def webhook_secrets(self) -> dict[str, list[str]]:
         """Provider name -> its secrets; a provider with none is not mounted."""

@@ -69,6 +69,7 @@ class EventRow:
     updated_at: datetime
     runs: int
     last_error: str | None
+    redacted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ _SUMMARY = (
     events.c.updated_at,
     events.c.runs,
     events.c.last_error,
+    events.c.redacted_at,
 )
 _ATTEMPT = (
     attempts.c.workflow,
@@ -205,6 +207,7 @@ def _event(m: Any) -> EventRow:
         updated_at=_utc(m["updated_at"]),
         runs=m["runs"],
         last_error=m["last_error"],
+        redacted_at=_utc(m["redacted_at"]) if m["redacted_at"] is not None else None,
     )
 
 

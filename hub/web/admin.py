@@ -1,4 +1,4 @@
-"""The admin read API under /admin: events, their bodies and attempts, and counts.
+"""The admin API for events under /admin: list, read, count (replays: admin_replay.py).
 
 Endpoints are plain `def`: FastAPI runs them in its threadpool, where blocking database
 reads do not hold up the event loop that the webhook ingress shares."""
@@ -6,26 +6,17 @@ reads do not hold up the event loop that the webhook ingress shares."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Query
 
-from hub.queries import (
-    AttemptRow,
-    BadCursor,
-    EventFilter,
-    EventQueries,
-    EventRow,
-    StoredEvent,
-)
-from hub.web.auth import admin_auth
+from hub.queries import AttemptRow, BadCursor, EventFilter, EventQueries, EventRow, StoredEvent
+from hub.tokens import Scope
+from hub.web.auth import AdminAuth
+from hub.web.common import COMMON, INVALID, AdminRoute, errors
 from hub.web.schemas import (
     ApiError,
     AttemptOut,
-    ErrorOut,
     EventDetail,
     EventPage,
     EventQuery,
@@ -36,58 +27,23 @@ from hub.web.schemas import (
 if TYPE_CHECKING:
     from hub.container import Container
 
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
-
-class AdminRoute(APIRoute):
-    """Answers errors as `{"error", "reason"}`, like the webhook ingress, rather than
-    FastAPI's `{"detail": ...}`, without a handler on the whole app."""
-
-    def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                return exc.response()
-            except RequestValidationError as exc:
-                return ApiError(422, "invalid_request", _describe(exc)).response()
-
-        return handle
-
-
-def _describe(exc: RequestValidationError) -> str:
-    # loc and msg only: pydantic's `input` would echo whatever the caller sent.
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "the request is invalid"
-
-
-def _errors(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    # Every error is listed so /docs shows this API's shape, not FastAPI's HTTPValidationError.
-    return {code: {"model": ErrorOut, "description": d} for code, d in described.items()}
-
-
-_INVALID = "A parameter failed validation"
-
-
-def router(container: Container) -> APIRouter:
+def router(container: Container, auth: AdminAuth) -> APIRouter:
     reads = EventQueries(container.engine)
     api = APIRouter(
         prefix="/admin",
-        tags=["admin"],
-        dependencies=[Depends(admin_auth(container.settings.admin_tokens))],
+        tags=["events"],
+        dependencies=[Depends(auth.authenticate)],
         route_class=AdminRoute,
-        responses=_errors({401: "Missing or wrong bearer token"}),
+        responses=COMMON,
     )
+    reader = [Depends(auth.requires(Scope.READ))]
 
     @api.get(
         "/events",
         summary="List events, newest first, without bodies",
-        responses=_errors({400: "A cursor this API did not issue", 422: _INVALID}),
+        dependencies=reader,
+        responses=errors({400: "A cursor this API did not issue", 422: INVALID}),
     )
     def list_events(query: Annotated[EventQuery, Query()]) -> EventPage:
         filters = EventFilter(query.provider, query.type, query.status, query.since, query.until)
@@ -101,7 +57,8 @@ def router(container: Container) -> APIRouter:
     @api.get(
         "/events/{event_id}",
         summary="One event: raw body, kept headers, every attempt",
-        responses=_errors({404: "No such event", 422: _INVALID}),
+        dependencies=reader,
+        responses=errors({404: "No such event", 422: INVALID}),
     )
     def get_event(event_id: str) -> EventDetail:
         stored = reads.get_event(event_id)
@@ -109,7 +66,7 @@ def router(container: Container) -> APIRouter:
             raise ApiError(404, "not_found", f"no event with id {event_id[:64]!r}")
         return _detail(stored)
 
-    @api.get("/stats", summary="Event counts by status and by provider")
+    @api.get("/stats", summary="Event counts by status and by provider", dependencies=reader)
     def stats() -> Stats:
         counts = reads.stats()
         return Stats(by_status=counts.by_status, by_provider=counts.by_provider)

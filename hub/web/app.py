@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 
-from hub.web import admin, ops
+from hub.replay import Replayer
+from hub.tokens import TokenStore
+from hub.web import admin, admin_incidents, admin_manage, admin_replay, ops
+from hub.web.auth import AdminAuth
+from hub.web.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from hub.container import Container
@@ -59,5 +63,17 @@ def build_api(
     )
     app.state.container = container
     app.include_router(ops.router(container))
-    app.include_router(admin.router(container))
+    settings = container.settings
+    tokens = TokenStore(container.engine)
+    auth = AdminAuth(settings.admin_tokens, tokens, RateLimits(settings))
+    replayer = Replayer(
+        container.engine,
+        container.events,
+        per_second=settings.replay_per_second,
+        grace_s=settings.requeue_queued_after_s,
+    )
+    app.include_router(admin.router(container, auth))
+    app.include_router(admin_replay.router(auth, replayer))
+    app.include_router(admin_incidents.router(container, auth))
+    app.include_router(admin_manage.router(container, auth, tokens))
     return app

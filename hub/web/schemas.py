@@ -74,6 +74,9 @@ class EventSummary(BaseModel):
     updated_at: UTCDateTime
     runs: int = Field(description="How many times workers have taken the event.")
     last_error: str | None
+    redacted_at: UTCDateTime | None = Field(
+        None, description="When retention emptied the body; the metadata stays."
+    )
 
 
 class AttemptOut(BaseModel):

@@ -1,0 +1,147 @@
+"""Incidents under /admin: list, read with the timeline, and acknowledge or resolve exactly as
+the Slack buttons do (the message is updated in place and its thread names the admin)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from hub import audit
+from hub.incident_changes import StatusChange, change_status
+from hub.incident_queries import (
+    IncidentDetail,
+    IncidentFilter,
+    IncidentRow,
+    get_incident,
+    list_incidents,
+)
+from hub.tokens import Scope
+from hub.web.admin_schemas import (
+    IncidentChange,
+    IncidentChangeOut,
+    IncidentDetailOut,
+    IncidentOut,
+    IncidentPage,
+    IncidentState,
+    Severity,
+    SlackRef,
+    TimelineOut,
+)
+from hub.web.auth import Admin, AdminAuth
+from hub.web.common import COMMON, INVALID, AdminRoute, errors
+from hub.web.schemas import ApiError
+
+if TYPE_CHECKING:
+    from hub.container import Container
+
+ACTIONS = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
+
+
+def router(container: Container, auth: AdminAuth) -> APIRouter:
+    engine = container.engine
+    github = container.settings.tracks_github
+    api = APIRouter(
+        prefix="/admin/incidents",
+        tags=["incidents"],
+        dependencies=[Depends(auth.authenticate)],
+        route_class=AdminRoute,
+        responses=COMMON,
+    )
+    reader = [Depends(auth.requires(Scope.READ))]
+    # A default, not an Annotated alias: FastAPI resolves annotations in module globals.
+    as_responder = Depends(auth.requires(Scope.INCIDENTS))
+    changed = errors({404: "No such incident", 409: "Not in a state this change applies to"})
+
+    @api.get("", summary="List incidents, newest first", dependencies=reader,
+             responses=errors({422: INVALID}))  # fmt: skip
+    def incidents(
+        status: IncidentState | None = None,
+        severity: Severity | None = None,
+        since: Annotated[datetime | None, Query(description="Last seen at or after")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the last page")] = None,
+    ) -> IncidentPage:
+        rows = list_incidents(engine, IncidentFilter(status, severity, since), cursor, limit + 1)
+        more = len(rows) > limit
+        items = [_out(r) for r in rows[:limit]]
+        return IncidentPage(items=items, next_cursor=items[-1].id if more else None)
+
+    @api.get("/{incident_id}", summary="One incident with its timeline", dependencies=reader,
+             responses=errors({404: "No such incident"}))  # fmt: skip
+    def incident(incident_id: str) -> IncidentDetailOut:
+        return _detail(_found(get_incident(engine, incident_id), incident_id))
+
+    def change(incident_id: str, verb: str, admin: Admin, note: str) -> IncidentChangeOut:
+        # Each request is its own cause: pressing twice answers "already ..." the second time.
+        cause = f"admin:{uuid.uuid4().hex}"
+        request = StatusChange(ACTIONS[verb], admin.actor, cause, note)
+        outcome = change_status(engine, container.events, incident_id, request, github=github)
+        if outcome.incident_id is None:
+            raise ApiError(404, "not_found", f"no incident with id {incident_id[:64]!r}")
+        if not outcome.changed:
+            raise ApiError(409, "conflict", f"incident {incident_id} is {outcome.message}")
+        audit.write_entry(engine, admin.actor, f"incident.{verb}", incident_id, note=note)
+        detail = _found(get_incident(engine, incident_id), incident_id)
+        return IncidentChangeOut(incident=_detail(detail), message=outcome.message)
+
+    @api.post("/{incident_id}/ack", summary="Acknowledge, as the Slack button does",
+              responses=changed)  # fmt: skip
+    def acknowledge(
+        incident_id: str, body: IncidentChange | None = None, admin: Admin = as_responder
+    ) -> IncidentChangeOut:
+        return change(incident_id, "ack", admin, body.note if body else "")
+
+    @api.post("/{incident_id}/resolve", summary="Resolve, as the Slack button does",
+              responses=changed)  # fmt: skip
+    def resolve(
+        incident_id: str, body: IncidentChange | None = None, admin: Admin = as_responder
+    ) -> IncidentChangeOut:
+        return change(incident_id, "resolve", admin, body.note if body else "")
+
+    @api.post("/{incident_id}/reopen", summary="Reopen a resolved incident",
+              responses=changed)  # fmt: skip
+    def reopen(
+        incident_id: str, body: IncidentChange | None = None, admin: Admin = as_responder
+    ) -> IncidentChangeOut:
+        return change(incident_id, "reopen", admin, body.note if body else "")
+
+    return api
+
+
+def _found(detail: IncidentDetail | None, incident_id: str) -> IncidentDetail:
+    if detail is None:
+        raise ApiError(404, "not_found", f"no incident with id {incident_id[:64]!r}")
+    return detail
+
+
+def _out(row: IncidentRow) -> IncidentOut:
+    slack = None
+    if row.slack_channel and row.slack_ts:
+        slack = SlackRef(channel=row.slack_channel, ts=row.slack_ts)
+    return IncidentOut(
+        id=row.id,
+        key=row.key,
+        title=row.title,
+        severity=row.severity,
+        status=row.status,
+        summary=row.summary,
+        occurrences=row.occurrences,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        acknowledged_by=row.acknowledged_by,
+        resolved_by=row.resolved_by,
+        slack=slack,
+        github_issue=row.github_issue,
+        links=row.links,
+    )
+
+
+def _detail(detail: IncidentDetail) -> IncidentDetailOut:
+    timeline = [TimelineOut(at=t.at, actor=t.actor, action=t.action, detail=t.detail)
+                for t in detail.timeline]  # fmt: skip
+    return IncidentDetailOut(
+        **_out(detail.incident).model_dump(), timeline=timeline, events=detail.event_ids
+    )

@@ -1,0 +1,160 @@
+"""Shapes of the admin API's replay, incident, audit and token endpoints (see schemas.py for
+events). Field names follow DESIGN.md section 2: add fields, never rename."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from hub.models import Status
+from hub.tokens import Scope
+from hub.web.schemas import UTCDateTime
+
+Severity = Literal["SEV1", "SEV2", "SEV3"]
+IncidentState = Literal["open", "acknowledged", "resolved"]
+
+
+class ReplayOneOut(BaseModel):
+    event_id: str
+    status: Status = Field(description="`queued`, or the state of an event already on its way.")
+    replayed: bool = Field(description="False when the event was already queued or processing.")
+
+
+class ReplayRequest(BaseModel):
+    provider: str | None = None
+    type: str | None = None
+    status: Status | None = Field(None, description="Usually `failed`.")
+    since: datetime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
+    until: datetime | None = Field(None, description="Received before (ISO 8601, UTC).")
+    dry_run: bool = Field(False, description="Only count what matches.")
+
+
+class ReplayOut(BaseModel):
+    matched: int = Field(description="Events the filter matches.")
+    replayed: int = Field(description="Events queued again (0 for a dry run).")
+    skipped: int = Field(0, description="Matched but already on their way, or redacted.")
+    replay_id: str | None = Field(None, description="For `GET /admin/replays/{id}`.")
+    paced_until: UTCDateTime | None = Field(
+        None, description="When the last batch is handed to the workers."
+    )
+
+
+class ReplayProgressOut(BaseModel):
+    replay_id: str
+    actor: str
+    filter: dict[str, Any]
+    matched: int
+    replayed: int
+    remaining: int = Field(description="Replayed events not yet settled.")
+    by_status: dict[str, int]
+    created_at: UTCDateTime
+    paced_until: UTCDateTime
+    done: bool
+
+
+class SlackRef(BaseModel):
+    channel: str
+    ts: str
+
+
+class IncidentOut(BaseModel):
+    id: str
+    key: str = Field(description="The grouping key: one live incident per key.")
+    title: str
+    severity: str
+    status: IncidentState
+    summary: str
+    occurrences: int
+    first_seen: UTCDateTime
+    last_seen: UTCDateTime
+    acknowledged_by: str | None
+    resolved_by: str | None
+    slack: SlackRef | None = Field(description="The incident's one Slack message, once posted.")
+    github_issue: int | None
+    links: list[dict[str, str]]
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentOut]
+    next_cursor: str | None
+
+
+class TimelineOut(BaseModel):
+    at: UTCDateTime
+    actor: str
+    action: str
+    detail: str
+
+
+class IncidentDetailOut(IncidentOut):
+    timeline: list[TimelineOut] = Field(description="Every change, oldest first.")
+    events: list[str] = Field(description="Ids of the events that fed it (newest 100).")
+
+
+class IncidentChange(BaseModel):
+    note: str = Field("", max_length=500, description="Shown in the Slack thread and timeline.")
+
+
+class IncidentChangeOut(BaseModel):
+    incident: IncidentDetailOut
+    message: str = Field(description="What changed, as the Slack thread shows it.")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: UTCDateTime
+    actor: str = Field(description="A token's name (`env-token-N` for HUB_ADMIN_TOKENS).")
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditQuery(BaseModel):
+    """Query parameters of `GET /admin/audit`."""
+
+    actor: str | None = None
+    action: str | None = Field(None, description="e.g. `replay.start`, `incident.ack`.")
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(min_length=1, description="`admin` implies every scope.")
+
+
+class TokenOut(BaseModel):
+    name: str
+    prefix: str = Field(description="The first characters, to tell tokens apart.")
+    scopes: list[Scope]
+    created_at: UTCDateTime
+    created_by: str
+    last_used_at: UTCDateTime | None
+    revoked_at: UTCDateTime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; only its digest is stored.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+class RetentionRequest(BaseModel):
+    dry_run: bool = False
+
+
+class RetentionOut(BaseModel):
+    processed_redacted: int = Field(description="Processed or ignored events emptied.")
+    failed_redacted: int
+    dry_run: bool

@@ -1,0 +1,88 @@
+"""Inbound rate limits with slowapi's limiter: the admin API per token, and requests that
+fail verification per client address. Counts live in Redis when one is configured, so every
+API process shares them; a limiter whose storage is down lets requests through (logged)
+rather than failing the admin API or a sender.
+
+The `limits` strategy behind slowapi's `Limiter` is used directly (`Limiter.limiter`):
+its decorators would need a `request` and `response` parameter on every endpoint, and the
+webhook ingress is not a FastAPI route at all."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItem, parse
+from slowapi import Limiter
+
+from hub.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    rule: str  # e.g. "600 per 1 minute"
+    name: str  # which limit: "admin" or "unverified"
+    limit: int
+    remaining: int
+    reset_at: float  # epoch seconds
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(int(self.reset_at)),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, int(self.reset_at - time.time()) + 1))
+        return out
+
+    def reason(self) -> str:
+        return (
+            f"rate limit {self.name} ({self.rule}) exceeded; "
+            f"retry after {self.headers()['Retry-After']} s"
+        )
+
+
+class RateLimits:
+    def __init__(self, settings: Settings) -> None:
+        with warnings.catch_warnings():
+            # Pointed at an empty file so slowapi reads no RATELIMIT_* from a stray .env;
+            # Starlette warns that it is "not found" (not a regular file).
+            warnings.simplefilter("ignore", UserWarning)
+            self._limiter = self._build(settings)
+        self._prefix = f"{settings.redis_namespace}:ratelimit"
+        self._items: dict[str, RateLimitItem] = {
+            "admin": parse(settings.admin_rate_limit),
+            "unverified": parse(settings.unverified_rate_limit),
+        }
+
+    @staticmethod
+    def _build(settings: Settings) -> Limiter:
+        # Short timeouts: a Redis in trouble must not hold admin requests for long.
+        options: Any = {"socket_connect_timeout": 1, "socket_timeout": 1}
+        return Limiter(
+            key_func=lambda *_: "",
+            storage_uri=settings.redis_url or "memory://",
+            storage_options=options if settings.redis_url else {},
+            key_prefix=f"{settings.redis_namespace}:ratelimit",
+            strategy="moving-window",
+            config_filename=os.devnull,
+        )
+
+    def hit(self, name: str, key: str) -> Verdict:
+        item = self._items[name]
+        try:
+            strategy = self._limiter.limiter
+            allowed = strategy.hit(item, self._prefix, name, key)
+            reset_at, remaining = strategy.get_window_stats(item, self._prefix, name, key)
+        except Exception as exc:  # storage down: never refuse because of the limiter itself
+            log.warning("rate limit storage unavailable, not limiting: %s", type(exc).__name__)
+            return Verdict(True, str(item), name, item.amount, item.amount, time.time())
+        return Verdict(allowed, str(item), name, item.amount, remaining, reset_at)
