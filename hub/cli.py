@@ -1,4 +1,4 @@
-"""`hub`: serve, worker, migrate (the admin commands arrive with the admin surface)."""
+"""`hub`: serve, worker, migrate, demo, and the admin commands (hub/admin_cli.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from hub import admin_cli, demo
 from hub.config import Settings
 
 
@@ -58,13 +59,20 @@ def parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=_migrate)
+    admin_cli.register(sub)
+    demo.register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parser().parse_args(argv)
-    args.func(args)
+    # The servers log what they do; a terminal command prints its answer and only warnings.
+    quiet = args.command not in ("serve", "worker", "migrate")
+    level = logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    code = args.func(args)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

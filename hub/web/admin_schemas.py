@@ -12,7 +12,7 @@ from hub.models import Status
 from hub.tokens import Scope
 from hub.web.schemas import UTCDateTime
 
-Severity = Literal["SEV1", "SEV2", "SEV3"]
+Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 IncidentState = Literal["open", "acknowledged", "resolved"]
 
 
