@@ -12,6 +12,7 @@ from hub.config import Settings
 from hub.limits import Limits, LocalLimits
 from hub.queue import EventQueue
 from hub.store import EventStore
+from hub.worker_metrics import WorkerMetrics
 
 if TYPE_CHECKING:  # only the type: the SDKs load where clients are built (hub.container)
     from integrations.github_api import IssueTracker
@@ -28,6 +29,7 @@ class WorkflowContext:
     # None: no token configured. Slack messages then go to the log; GitHub is skipped.
     slack: SlackClient | None = None
     github: IssueTracker | None = None
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
 # Workflows take an event id, never a payload: what they read is what was stored.

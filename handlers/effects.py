@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 LANES = ("slack.", "github.")
 OPEN = (EffectStatus.PENDING, EffectStatus.ATTEMPTING)
-MAX_FAILURES = 8
 
 
 def deliver_effects(ctx: WorkflowContext, incident_id: str | None) -> None:
@@ -111,6 +110,7 @@ def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
         result = perform(ctx, effect, incident, crashed)
     except RateLimited as exc:
         _reschedule(ctx, effect.id, exc.retry_after, failed=None)
+        ctx.metrics.effect(effect.kind, "rate_limited")
         return Wait(exc.retry_after)
     except Permanent as exc:
         _dead(ctx, effect, exc.reason)
@@ -123,24 +123,28 @@ def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
         return _failed(ctx, effect, f"{type(exc).__name__}: {exc}")
     if isinstance(result, Wait):
         _reschedule(ctx, effect.id, result.seconds, failed=None)
+        ctx.metrics.effect(effect.kind, "waited")
         return result
     _finish(ctx, effect.id, EffectStatus.DONE, incident_values=result.incident_values)
+    ctx.metrics.effect(effect.kind, "done")
     return result
 
 
 def _failed(ctx: WorkflowContext, effect: Any, reason: str) -> Done | Wait:
-    if effect.failures + 1 >= MAX_FAILURES:
+    settings = ctx.settings
+    if effect.failures + 1 >= settings.effect_max_failures:
         _dead(ctx, effect, reason)
         log.error(
             "effect %s (%s) dead after %d failures: %s",
             effect.id,
             effect.kind,
-            MAX_FAILURES,
+            settings.effect_max_failures,
             reason,
         )
         return Done({})
-    delay = min(300.0, 2.0 * 2**effect.failures)
+    delay = min(300.0, settings.effect_min_backoff_s * 2**effect.failures)
     _reschedule(ctx, effect.id, delay, failed=reason)
+    ctx.metrics.effect(effect.kind, "retry")
     log.warning("effect %s (%s) failed, retry in %.0f s: %s", effect.id, effect.kind, delay, reason)
     return Wait(delay)
 
@@ -210,6 +214,7 @@ def _dead(ctx: WorkflowContext, effect: Any, reason: str) -> None:
     cause is fixed) brings the effect back (hub.replay)."""
     now = utcnow()
     error = f"{effect.kind}: {reason}"
+    ctx.metrics.effect(effect.kind, "dead")
     with write(ctx.engine) as conn:
         conn.execute(
             update(effects)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from handlers.context import WorkflowContext
 from hub.models import as_utc
-from integrations.outbound import Permanent
+from integrations.outbound import Permanent, RateLimited
 from integrations.slack_messages import IncidentView, incident_message, thread_note
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,27 @@ class Wait:
 
 
 Perform = Callable[[WorkflowContext, Any, Any, bool], "Done | Wait"]
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _called(
+    ctx: WorkflowContext,
+    target: str,
+    method: str,
+    call: Callable[P, T],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`call(*args, **kwargs)`, counted by target and method. Counted here rather than in
+    the clients, which stay free of the hub; a lookup that pages counts once."""
+    ctx.metrics.call(target, method)
+    try:
+        return call(*args, **kwargs)
+    except RateLimited:
+        ctx.metrics.rate_limited(target, method)
+        raise
 
 
 def view_of(ctx: WorkflowContext, incident: Any) -> IncidentView:
@@ -84,59 +105,76 @@ def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
     if incident.slack_ts:
         return Done()
     text, blocks = incident_message(view_of(ctx, incident))
-    if ctx.slack is None:
+    slack = ctx.slack
+    if slack is None:
         log.info("[slack %s] %s", ctx.settings.slack_incident_channel, text)
         return Done()
     channel = ctx.settings.slack_incident_channel
     marker = f"post:{incident.id}"
     if crashed:
         # Reading history needs the channel's id, where posting takes its name as well.
-        found = ctx.slack.find_posted(ctx.slack.channel_id(channel), marker)
+        channel_id = slack.channel_id(channel)
+        found = _called(
+            ctx, "slack", "conversations.history", slack.find_posted, channel_id, marker
+        )
         if found is not None:
             return Done({"slack_channel": found.channel_id, "slack_ts": found.ts})
     if wait := _post_slot(ctx, channel):
         return wait
-    posted = ctx.slack.post(channel, text, blocks, marker=marker)
+    posted = _called(
+        ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks, marker=marker
+    )
     return Done({"slack_channel": posted.channel_id, "slack_ts": posted.ts})
 
 
 def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
     text, blocks = incident_message(view_of(ctx, incident))
-    if ctx.slack is None:
+    slack = ctx.slack
+    if slack is None:
         log.info("[slack update %s] %s", incident.id, text)
         return Done()
     if not incident.slack_ts:
         raise Permanent("the incident has no Slack message to update (its post failed)")
     if wait := _update_slot(ctx, incident.slack_ts):
         return wait
-    ctx.slack.update(incident.slack_channel, incident.slack_ts, text, blocks)
+    channel, ts = incident.slack_channel, incident.slack_ts
+    _called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
     return Done()
 
 
 def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
     text, blocks = thread_note(effect.payload["text"])
-    if ctx.slack is None:
+    slack = ctx.slack
+    if slack is None:
         log.info("[slack thread %s] %s", incident.id, text)
         return Done()
     if not incident.slack_ts:
         raise Permanent("the incident has no Slack message to reply to (its post failed)")
     channel, ts, marker = incident.slack_channel, incident.slack_ts, f"reply:{effect.dedupe}"
-    if crashed and ctx.slack.find_posted(channel, marker, thread_ts=ts) is not None:
-        return Done()
+    if crashed:
+        find = slack.find_posted
+        found = _called(ctx, "slack", "conversations.replies", find, channel, marker, thread_ts=ts)
+        if found is not None:
+            return Done()
     if wait := _post_slot(ctx, channel):
         return wait
-    ctx.slack.post(channel, text, blocks, marker=marker, thread_ts=ts)
+    post = slack.post
+    _called(
+        ctx, "slack", "chat.postMessage", post, channel, text, blocks, marker=marker, thread_ts=ts
+    )
     return Done()
 
 
 def respond(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
     """A slash command's answer, through its response_url (ephemeral, not rate limited by
     channel: Slack allows five responses per command within 30 minutes)."""
-    payload = effect.payload
-    if ctx.slack is None:
+    payload, slack = effect.payload, ctx.slack
+    if slack is None:
         log.info("[slack response] %s", payload["message"].get("text", ""))
         return Done()
-    ctx.slack.respond(payload["response_url"], payload["message"])
+    _called(
+        ctx, "slack", "response_url", slack.respond, payload["response_url"], payload["message"]
+    )
     return Done()
 
 
@@ -150,8 +188,9 @@ def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) 
     if tracker is None or incident.github_issue:
         return Done()
     marker = f"incident:{incident.id}"
-    if crashed and (number := tracker.find(marker)) is not None:
-        return Done({"github_issue": number})
+    found = _called(ctx, "github", "issues.list", tracker.find, marker) if crashed else None
+    if found is not None:
+        return Done({"github_issue": found})
     if wait := _github_slot(ctx):
         return wait
     title = f"[{incident.severity.upper()}] {incident.title}"
@@ -159,7 +198,10 @@ def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) 
     body = (
         f"{incident.summary}\n\n{links}\n\nOpened by the webhook hub as incident `{incident.id}`."
     )
-    return Done({"github_issue": tracker.create(title, body, ["incident"], marker=marker)})
+    number = _called(
+        ctx, "github", "issues.create", tracker.create, title, body, ["incident"], marker=marker
+    )
+    return Done({"github_issue": number})
 
 
 def comment_on_issue(
@@ -170,12 +212,15 @@ def comment_on_issue(
         return Done()
     if not incident.github_issue:
         raise Permanent("the incident has no GitHub issue to comment on (its creation failed)")
-    marker = f"comment:{effect.dedupe}"
-    if crashed and tracker.has_comment(incident.github_issue, marker):
+    number, marker = incident.github_issue, f"comment:{effect.dedupe}"
+    if crashed and _called(
+        ctx, "github", "issues.comments.list", tracker.has_comment, number, marker
+    ):
         return Done()
     if wait := _github_slot(ctx):
         return wait
-    tracker.comment(incident.github_issue, effect.payload["body"], marker=marker)
+    body = effect.payload["body"]
+    _called(ctx, "github", "issues.comments.create", tracker.comment, number, body, marker=marker)
     return Done()
 
 
@@ -185,10 +230,8 @@ def set_issue_state(ctx: WorkflowContext, effect: Any, incident: Any, crashed: b
         return Done()
     if wait := _github_slot(ctx):
         return wait
-    if effect.payload["state"] == "closed":
-        tracker.close(incident.github_issue)
-    else:
-        tracker.reopen(incident.github_issue)
+    change = tracker.close if effect.payload["state"] == "closed" else tracker.reopen
+    _called(ctx, "github", "issues.update", change, incident.github_issue)
     return Done()
 
 

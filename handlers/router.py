@@ -32,6 +32,7 @@ def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes)
     # Successes settle together: one transaction for the whole batch.
     if done:
         ctx.store.settle(done, Status.PROCESSED, records)
+        ctx.metrics.settled("processed", len(done))
 
 
 def _run(ctx: WorkflowContext, event_id: str, workflow: Workflow) -> AttemptRecord:
@@ -41,9 +42,11 @@ def _run(ctx: WorkflowContext, event_id: str, workflow: Workflow) -> AttemptReco
         workflow(ctx, event_id)
     except Exception as exc:
         log.warning("workflow %s failed for %s: %s", name, event_id, exc)
+        ctx.metrics.attempt(name, ok=False)
         return AttemptRecord(
             name, started, utcnow(), "error", f"{type(exc).__name__}: {exc}", traceback.format_exc()
         )
+    ctx.metrics.attempt(name, ok=True)
     return AttemptRecord(name, started, utcnow(), "ok")
 
 
@@ -54,6 +57,7 @@ def _fail_or_retry(
     settings = ctx.settings
     if event.runs > settings.worker_max_retries:
         ctx.store.settle([event.id], Status.FAILED, records, error=failure.error)
+        ctx.metrics.settled("failed")
         log.error("event %s failed after %d runs: %s", event.id, event.runs, failure.error)
         return
     delay_ms = backoff_ms(
@@ -61,6 +65,7 @@ def _fail_or_retry(
     )
     retry_at = utcnow() + timedelta(milliseconds=delay_ms)
     ctx.store.settle([event.id], Status.QUEUED, records, error=failure.error, retry_at=retry_at)
+    ctx.metrics.settled("retry")
     # If this send is lost, the deadline set above lets the sweeper find the event.
     ctx.queue.send([event.id], delay_ms=delay_ms)
 

@@ -15,8 +15,11 @@ from hub.container import Container, build
 from hub.db import checkpointer, is_sqlite
 from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter
+from hub.ingest.meter import IngressMeter
 from hub.models import Status
 from hub.queue import Enqueuer
+from hub.ratelimit import RateLimits
+from hub.retention import retention_clock
 from hub.sweeper import Sweeper, housekeeping_clock
 from hub.web.app import Service, build_api
 
@@ -48,13 +51,22 @@ def create_app_from(container: Container) -> ASGIApp:
         services.append(
             housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
         )
+        services.append(retention_clock(container.engine, settings, container.limits))
     committer = GroupCommitter(
         lambda batch: store.insert(batch, Status.QUEUED),
         enqueuer.submit,
         max_in_flight=1 if is_sqlite(settings.database_url) else 2,
     )
-    api = build_api(container, services, on_shutdown=[committer.close, container.engine.dispose])
-    ingress = Ingress(container.endpoints, committer, settings.max_body_bytes)
+    # One limiter for the admin API and the ingress's unverified requests.
+    limits = RateLimits(settings)
+    api = build_api(
+        container, services, limits, on_shutdown=[committer.close, container.engine.dispose]
+    )
+    meter = IngressMeter(container.endpoints)
+    container.metrics.registry.register(meter)
+    ingress = Ingress(
+        container.endpoints, committer, settings.max_body_bytes, limits=limits, meter=meter
+    )
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"
     log.info("webhook endpoints mounted: %s", mounted)
     return with_ingress(api, ingress)

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from hub.config import Settings
 from hub.db import make_engine
 from hub.limits import Limits, build_limits
+from hub.metrics import Metrics, build_metrics
 from hub.queue import EventQueue, build_broker
 from hub.store import EventStore, Timing
 from integrations.base import Endpoint
@@ -31,6 +32,7 @@ class Container:
     events: EventQueue
     endpoints: dict[str, Endpoint]
     limits: Limits
+    metrics: Metrics
 
     @property
     def embedded(self) -> bool:
@@ -47,14 +49,16 @@ def build(settings: Settings | None = None) -> Container:
         lease_s=settings.processing_lease_s,
     )
     broker = build_broker(settings)
+    events = EventQueue(broker, settings.queue_name)
     return Container(
         settings=settings,
         engine=engine,
         store=EventStore(engine, timing),
         broker=broker,
-        events=EventQueue(broker, settings.queue_name),
+        events=events,
         endpoints=build_endpoints(settings.webhook_secrets(), settings.signature_tolerance_s),
         limits=build_limits(settings.redis_url, settings.redis_namespace),
+        metrics=build_metrics(settings, engine, events),
     )
 
 

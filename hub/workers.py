@@ -21,7 +21,9 @@ from dramatiq.middleware import Middleware
 
 from hub.config import Settings
 from hub.container import Container, build, outbound_clients
+from hub.retention import retention_clock
 from hub.sweeper import Sweeper, housekeeping_clock
+from hub.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ def start_worker(container: Container, threads: int) -> dramatiq.Worker:
         limits=container.limits,
         slack=slack,
         github=github,
+        metrics=WorkerMetrics(container.metrics.counters),
     )
+    container.metrics.counters.start()
     declare_actors(container.broker, ctx)
     if container.settings.worker_nice:
         container.broker.add_middleware(LowerPriority(container.settings.worker_nice))
@@ -85,6 +89,7 @@ class InProcessWorkers:
         if self._worker is not None:
             # Unfinished events stay `processing` in the database and are swept at next start.
             self._worker.stop(timeout=10_000)
+            self._container.metrics.counters.stop()
 
 
 def _child(threads: int) -> None:
@@ -106,6 +111,7 @@ def _child(threads: int) -> None:
             break
     # Lets running messages finish; unstarted prefetched ones go back to the broker.
     worker.stop(timeout=30_000)
+    container.metrics.counters.stop()
     container.broker.close()
 
 
@@ -120,6 +126,8 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     sweeper.start()
     clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
     clock.start()
+    retention = retention_clock(container.engine, settings, container.limits)
+    retention.start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
@@ -131,6 +139,7 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
                 children[i] = _spawn(ctx, threads)
     sweeper.stop()
     clock.stop()
+    retention.stop()
     for child in children:
         child.terminate()
     deadline = time.monotonic() + 35

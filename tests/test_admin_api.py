@@ -30,7 +30,7 @@ GITHUB_SECRET = "gh-admin-api-tests"
 ADMIN_PATHS = ["/admin/events", "/admin/events/evt_01ARZ3NDEKTSV4RRFFQ69G5FAV", "/admin/stats"]
 STATUSES = {s.value for s in Status}
 SUMMARY_FIELDS = {"id", "provider", "type", "delivery_id", "status", "received_at", "updated_at"}
-SUMMARY_FIELDS |= {"runs", "last_error"}
+SUMMARY_FIELDS |= {"runs", "last_error", "redacted_at"}
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -22,6 +22,7 @@ from hub.models import Status, utcnow
 from hub.retention import run_retention
 from hub.store import events
 from tests.test_admin_api import TOKENS, make_settings, stripe_event, wait_settled
+from tests.test_incident_flow import wait_for
 
 ROOT = {"Authorization": f"Bearer {TOKENS[0]}"}
 
@@ -168,11 +169,12 @@ def old_event(settings: Settings, days: float, status: Status) -> str:
 
 def test_retention_empties_old_bodies_and_keeps_metadata(tmp_path):
     settings = make_settings(tmp_path, retain_processed_days=30, retain_failed_days=90)
-    old_done = old_event(settings, 31, Status.PROCESSED)
-    old_ignored = old_event(settings, 45, Status.IGNORED)
-    young_failed = old_event(settings, 31, Status.FAILED)
-    old_failed = old_event(settings, 91, Status.FAILED)
     with TestClient(create_app(settings)) as client:
+        # Made after the start: the periodic job's first run (at start) has passed.
+        old_done = old_event(settings, 31, Status.PROCESSED)
+        old_ignored = old_event(settings, 45, Status.IGNORED)
+        young_failed = old_event(settings, 31, Status.FAILED)
+        old_failed = old_event(settings, 91, Status.FAILED)
         fresh = stripe_event(client)
         wait_settled(client, fresh)
         dry = client.post("/admin/retention/run", json={"dry_run": True}, headers=ROOT).json()
@@ -233,6 +235,22 @@ def test_the_openapi_lists_every_admin_route_with_its_models(client):
     }
 
 
+def test_the_periodic_job_runs_retention_once_per_interval(tmp_path):
+    settings = make_settings(tmp_path, retention_interval_s=3600)
+    old = old_event(settings, 31, Status.PROCESSED)
+    with TestClient(create_app(settings)) as client:
+        shown = wait_for(
+            lambda: (
+                (e := client.get(f"/admin/events/{old}", headers=ROOT).json())["redacted_at"] and e
+            )
+        )
+        assert shown["body"] == ""
+        audit = client.get("/admin/audit", headers=ROOT).json()["items"]
+        assert [(a["actor"], a["action"], a["detail"]["processed_redacted"]) for a in audit] == [
+            ("scheduler", "retention.run", 1)
+        ]
+
+
 def test_retention_leaves_events_still_on_their_way(tmp_path):
     settings = make_settings(tmp_path)
     waiting = old_event(settings, 400, Status.QUEUED)
@@ -243,3 +261,21 @@ def test_retention_leaves_events_still_on_their_way(tmp_path):
         body = conn.execute(select(events.c.body).where(events.c.id == waiting)).scalar_one()
     engine.dispose()
     assert bytes(body) == b'{"id": "old"}'
+
+
+def test_forged_deliveries_are_shed_per_address_and_signed_ones_never(tmp_path):
+    settings = make_settings(tmp_path, unverified_rate_limit="2/minute")
+    forged = {"content-type": "application/json", "stripe-signature": "t=1,v1=00"}
+    with TestClient(create_app(settings)) as client:
+        codes = [client.post("/webhooks/stripe", content=b"{}", headers=forged).status_code
+                 for _ in range(3)]  # fmt: skip
+        assert codes == [401, 401, 429]
+        limited = client.post("/webhooks/stripe", content=b"{}", headers=forged)
+        assert limited.status_code == 429
+        assert limited.json()["error"] == "rate_limited"
+        assert "unverified (2 per 1 minute)" in limited.json()["reason"]
+        assert int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["x-ratelimit-limit"] == "2"
+        # The same address, signed: always taken (GitHub would not retry a 429).
+        for _ in range(5):
+            stripe_event(client)

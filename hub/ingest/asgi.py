@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from time import perf_counter
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.ingest import meter as m
 from hub.ingest.committer import GroupCommitter
+from hub.ratelimit import RateLimits, Verdict
 from hub.store import NewEvent
 from integrations.base import Endpoint, InboundError
 
@@ -34,52 +37,80 @@ class Ingress:
         endpoints: Mapping[str, Endpoint],
         committer: GroupCommitter,
         max_body_bytes: int,
-        on_refused: Callable[[Scope, int], None] | None = None,
+        limits: RateLimits | None = None,
+        meter: m.IngressMeter | None = None,
     ) -> None:
         self.endpoints = dict(endpoints)
         self.committer = committer
         self.max_body_bytes = max_body_bytes
-        self.on_refused = on_refused
+        # Requests that fail verification, per client address: a flood of forged or stale
+        # deliveries is shed with 429s. Verified deliveries never reach it.
+        self.limits = limits
+        self.meter = meter or m.IngressMeter(self.endpoints)
+        # One lookup per request finds the endpoint and its counters together.
+        self._routes = {path: (ep, self.meter.meter(path)) for path, ep in self.endpoints.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = perf_counter()
         path = scope["path"][len(PREFIX) :].rstrip("/")
-        endpoint = self.endpoints.get(path)
-        if endpoint is None:
+        route = self._routes.get(path)
+        if route is None:
             reason = (
                 f"no webhook endpoint at /webhooks/{path}; a provider is mounted only when "
                 "its signing secret is configured"
             )
-            return await _error(send, 404, "not_found", reason)
-        if scope["method"] != "POST":
-            return await _error(send, 405, "method_not_allowed", "webhooks are POSTed")
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            await _error(send, 404, "not_found", reason)
+            self.meter.unrouted.record(m.NOT_FOUND, perf_counter() - start)
+            return
+        endpoint, counters = route
+        # Counted in `finally`, not around a helper coroutine: one more coroutine per request
+        # would cost more than the counting. An exception escaping counts as `error`.
+        outcome = m.ERROR
         try:
-            body = await self._read_body(headers, receive)
-        except TooLarge:
-            limit = self.max_body_bytes
-            return await _error(send, 413, "too_large", f"body is over the {limit} byte limit")
-        try:
-            delivery = endpoint.receive(headers, body, time.time())
-        except InboundError as exc:
-            if self.on_refused is not None:
-                self.on_refused(scope, exc.status)
-            name = _ERROR_NAMES.get(exc.status, "refused")
-            return await _error(send, exc.status, name, exc.reason)
-        if delivery.challenge is not None:
-            return await _json(send, 200, {"challenge": delivery.challenge})
-        event = NewEvent(
-            delivery.provider, delivery.delivery_id, delivery.type, delivery.headers, body
-        )
-        try:
-            stored = await self.committer.submit(event)
-        except Exception:
-            log.exception("store unavailable; answering 503 so the sender retries")
-            reason = "the event store is unavailable; retry later"
-            return await _error(send, 503, "unavailable", reason, retry_after=True)
-        answer = {"event_id": stored.event_id, "duplicate": stored.duplicate}
-        if delivery.reply:
-            answer.update(delivery.reply)
-        await _json(send, 200, answer)
+            if scope["method"] != "POST":
+                outcome = m.METHOD_NOT_ALLOWED
+                return await _error(send, 405, "method_not_allowed", "webhooks are POSTed")
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                body = await self._read_body(headers, receive)
+            except TooLarge:
+                outcome, limit = m.TOO_LARGE, self.max_body_bytes
+                return await _error(send, 413, "too_large", f"body is over the {limit} byte limit")
+            try:
+                delivery = endpoint.receive(headers, body, time.time())
+            except InboundError as exc:
+                outcome = await self._refuse(scope, send, exc)
+                return
+            if delivery.challenge is not None:
+                outcome = m.CHALLENGE
+                return await _json(send, 200, {"challenge": delivery.challenge})
+            event = NewEvent(
+                delivery.provider, delivery.delivery_id, delivery.type, delivery.headers, body
+            )
+            try:
+                stored = await self.committer.submit(event)
+            except Exception:
+                log.exception("store unavailable; answering 503 so the sender retries")
+                reason = "the event store is unavailable; retry later"
+                outcome = m.UNAVAILABLE
+                return await _error(send, 503, "unavailable", reason, retry_after=True)
+            outcome = m.DUPLICATE if stored.duplicate else m.STORED
+            answer = {"event_id": stored.event_id, "duplicate": stored.duplicate}
+            if delivery.reply:
+                answer.update(delivery.reply)
+            await _json(send, 200, answer)
+        finally:
+            counters.record(outcome, perf_counter() - start)
+
+    async def _refuse(self, scope: Scope, send: Send, exc: InboundError) -> int:
+        """Answer a request the adapter refused; its meter outcome."""
+        if exc.status == 401 and self.limits is not None:
+            verdict = self.limits.hit("unverified", _client(scope))
+            if not verdict.allowed:
+                await _limited(send, verdict)
+                return m.RATE_LIMITED
+        await _error(send, exc.status, _ERROR_NAMES.get(exc.status, "refused"), exc.reason)
+        return m.REFUSALS.get(exc.status, m.REFUSED)
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
@@ -113,6 +144,17 @@ async def _error(
 ) -> None:
     extra = [(b"retry-after", b"5")] if retry_after else None
     await _json(send, status, {"error": error, "reason": reason}, extra)
+
+
+async def _limited(send: Send, verdict: Verdict) -> None:
+    extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
+    await _json(send, 429, {"error": "rate_limited", "reason": verdict.reason()}, extra)
+
+
+def _client(scope: Scope) -> str:
+    # uvicorn runs with proxy headers on: this is the address a load balancer forwarded.
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def with_ingress(app: ASGIApp, ingress: Ingress) -> ASGIApp:

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 
+from hub.ratelimit import RateLimits
 from hub.replay import Replayer
 from hub.tokens import TokenStore
 from hub.web import admin, admin_incidents, admin_manage, admin_replay, ops
 from hub.web.auth import AdminAuth
-from hub.web.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from hub.container import Container
@@ -34,6 +34,7 @@ class Service(Protocol):
 def build_api(
     container: Container,
     services: Sequence[Service],
+    limits: RateLimits,
     on_shutdown: Sequence[Callable[[], None]] = (),
 ) -> FastAPI:
     @asynccontextmanager
@@ -65,7 +66,7 @@ def build_api(
     app.include_router(ops.router(container))
     settings = container.settings
     tokens = TokenStore(container.engine)
-    auth = AdminAuth(settings.admin_tokens, tokens, RateLimits(settings))
+    auth = AdminAuth(settings.admin_tokens, tokens, limits)
     replayer = Replayer(
         container.engine,
         container.events,

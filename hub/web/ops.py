@@ -1,4 +1,4 @@
-"""Liveness, readiness."""
+"""Liveness, readiness, Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from hub.db import ping
+from hub.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from hub.container import Container
@@ -36,5 +37,11 @@ def router(container: Container) -> APIRouter:
                 checks[name] = f"unreachable: {type(exc).__name__}"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    # A plain `def`: the scrape's queries run on the thread pool, never on the event loop
+    # that answers webhooks.
+    @api.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    def metrics() -> Response:
+        return Response(container.metrics.render(), media_type=CONTENT_TYPE)
 
     return api
