@@ -223,6 +223,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         ratio, bare, hub = rounds[len(rounds) // 2]
         result |= {"bare": bare.as_dict(), "hub": hub.as_dict(), "ratio": ratio}
         result["round_ratios"] = [round(r[0], 3) for r in rounds]
+        # The tail moves more than the throughput between rounds: show all of them.
+        result["round_p99_ms"] = sorted(round(r[2].as_dict()["p99_ms"], 1) for r in rounds)
         load_s = sum(r.duration_s for r in hub_runs)
         result["drain"] = drain(mode, db, args.drain_timeout, load_s)
         result["stored"] = stored_check(mode, db, hub_runs, events)
@@ -303,6 +305,7 @@ def report(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"by status {d['by_status']}"
         )
         print(f"  hub/bare per round: {r['round_ratios']}")
+        print(f"  hub p99 ms per round: {r['round_p99_ms']}")
         print(f"  GET /admin/stats: {r['stats_api']}")
         checks += checks_for(mode, r)
     print("\ntargets:")
