@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from hub.incident_changes import incidents, timeline
 from hub.incident_models import IncidentEvent
-from hub.models import as_utc
+from hub.models import as_utc, as_utc_or_none
 
 incident_events = IncidentEvent.__table__  # type: ignore[attr-defined]
 MAX_LIMIT = 500
@@ -107,10 +107,6 @@ def counts_by_status(engine: Engine) -> dict[str, int]:
         return {str(s): int(n) for s, n in conn.execute(stmt)}
 
 
-def _opt(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
 def _incident(r: Any) -> IncidentRow:
     return IncidentRow(
         id=r.id,
@@ -124,7 +120,7 @@ def _incident(r: Any) -> IncidentRow:
         last_seen=as_utc(r.last_seen),
         acknowledged_by=r.acknowledged_by,
         resolved_by=r.resolved_by,
-        escalated_at=_opt(r.escalated_at),
+        escalated_at=as_utc_or_none(r.escalated_at),
         slack_channel=r.slack_channel,
         slack_ts=r.slack_ts,
         github_issue=r.github_issue,

@@ -35,6 +35,10 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
 class Event(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from hub import audit
 from hub.admin_models import ApiToken
 from hub.db import write
-from hub.models import as_utc, utcnow
+from hub.models import as_utc, as_utc_or_none, utcnow
 
 api_tokens: Table = ApiToken.__table__  # type: ignore[attr-defined]
 
@@ -139,10 +139,6 @@ def _info(r: Any) -> TokenInfo:
         scopes=frozenset(Scope(s) for s in r.scopes),
         created_at=as_utc(r.created_at),
         created_by=r.created_by,
-        last_used_at=_opt(r.last_used_at),
-        revoked_at=_opt(r.revoked_at),
+        last_used_at=as_utc_or_none(r.last_used_at),
+        revoked_at=as_utc_or_none(r.revoked_at),
     )
-
-
-def _opt(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None

@@ -137,6 +137,17 @@ def _plain(value: Any) -> str:
 
 
 @pytest.fixture
+def prod_settings(postgres_url: str, redis_url: str, redis_namespace: str) -> Settings:
+    """Production mode: PostgreSQL and Redis, a short heartbeat so dead workers show fast."""
+    return make_settings(
+        postgres_url,
+        redis_url=redis_url,
+        redis_namespace=redis_namespace,
+        broker_heartbeat_timeout_ms=5_000,
+    )
+
+
+@pytest.fixture
 def hub_worker(prod_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start `hub worker` processes (each in its own process group) and clean them up."""
     started: list[subprocess.Popen[bytes]] = []

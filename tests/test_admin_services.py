@@ -18,23 +18,12 @@ from hub.db import make_engine
 from hub.models import Status, utcnow
 from hub.retention import run_retention
 from hub.store import events
-from tests.conftest import ADMIN_TOKEN, make_settings, settings_env
+from tests.conftest import ADMIN_TOKEN, settings_env
 from tests.signing import stripe_event, stripe_request
 from tests.test_services import ROOT, counts, wait_for
 
 pytestmark = pytest.mark.services
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def prod_settings(postgres_url: str, redis_url: str, redis_namespace: str) -> Settings:
-    return make_settings(
-        postgres_url,
-        redis_url=redis_url,
-        redis_namespace=redis_namespace,
-        broker_heartbeat_timeout_ms=5_000,
-        replay_per_second=200.0,
-    )
 
 
 def fail(settings: Settings, ids: list[str]) -> None:

@@ -11,17 +11,16 @@ from typing import Any
 
 import pytest
 import uvicorn
-from sqlalchemy import select
 
 from hub import cli
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
 from hub.demo import ENV_VARS, FAILED_PAYMENTS
 from hub.demo_payloads import SLACK_USER
 from hub.incident_models import Incident, TimelineEntry
 from hub.models import Event
 from tests.conftest import settings_env
+from tests.test_incident_flow import rows
 
 STEPS = 1 + FAILED_PAYMENTS + 2 + 1  # dispute, payments, CI red and green, the button
 
@@ -65,14 +64,6 @@ def demo(*argv: str) -> int:
     code = exit_.value.code
     assert isinstance(code, int)
     return code
-
-
-def rows(settings: Settings, model: Any) -> list[Any]:
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        found = list(conn.execute(select(model)))
-    engine.dispose()
-    return found
 
 
 def by_kind(incidents: list[Any]) -> dict[str, list[Any]]:

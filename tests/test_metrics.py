@@ -4,9 +4,8 @@ against the fake Slack and GitHub servers."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from tests.fakes.github import GitHubServer
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p
 from tests.signing import github_request, stripe_event, stripe_request
+from tests.test_incident_flow import wait_for
 
 REPO = "acme/ops"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -53,15 +53,6 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum over every series of `name` that has these labels (and any others)."""
     want = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 def post(client: TestClient, path: str, request: tuple[bytes, dict[str, str]]) -> int:

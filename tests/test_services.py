@@ -21,22 +21,11 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.db import make_engine
 from hub.store import events
-from tests.conftest import make_settings
 from tests.proxy import Proxy
 from tests.signing import github_request, stripe_event, stripe_request
 
 pytestmark = pytest.mark.services
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def prod_settings(postgres_url: str, redis_url: str, redis_namespace: str) -> Settings:
-    return make_settings(
-        postgres_url,
-        redis_url=redis_url,
-        redis_namespace=redis_namespace,
-        broker_heartbeat_timeout_ms=5_000,
-    )
 
 
 def counts(settings: Settings) -> dict[str, int]:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from hub.queries import AttemptRow, BadCursor, EventFilter, EventQueries, EventRow, StoredEvent
 from hub.tokens import Scope
 from hub.web.auth import AdminAuth
-from hub.web.common import COMMON, INVALID, AdminRoute, errors
+from hub.web.common import INVALID, admin_router, errors
 from hub.web.schemas import (
     ApiError,
     AttemptOut,
@@ -30,13 +30,7 @@ if TYPE_CHECKING:
 
 def router(container: Container, auth: AdminAuth) -> APIRouter:
     reads = EventQueries(container.engine)
-    api = APIRouter(
-        prefix="/admin",
-        tags=["events"],
-        dependencies=[Depends(auth.authenticate)],
-        route_class=AdminRoute,
-        responses=COMMON,
-    )
+    api = admin_router(auth.authenticate, tags=["events"])
     reader = [Depends(auth.requires(Scope.READ))]
 
     @api.get(

@@ -31,7 +31,7 @@ from hub.web.admin_schemas import (
     TimelineOut,
 )
 from hub.web.auth import Admin, AdminAuth
-from hub.web.common import COMMON, INVALID, AdminRoute, errors
+from hub.web.common import INVALID, admin_router, errors
 from hub.web.schemas import ApiError
 
 if TYPE_CHECKING:
@@ -43,13 +43,7 @@ ACTIONS = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
 def router(container: Container, auth: AdminAuth) -> APIRouter:
     engine = container.engine
     github = container.settings.tracks_github
-    api = APIRouter(
-        prefix="/admin/incidents",
-        tags=["incidents"],
-        dependencies=[Depends(auth.authenticate)],
-        route_class=AdminRoute,
-        responses=COMMON,
-    )
+    api = admin_router(auth.authenticate, "/admin/incidents", tags=["incidents"])
     reader = [Depends(auth.requires(Scope.READ))]
     # A default, not an Annotated alias: FastAPI resolves annotations in module globals.
     as_responder = Depends(auth.requires(Scope.INCIDENTS))

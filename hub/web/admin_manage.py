@@ -21,7 +21,7 @@ from hub.web.admin_schemas import (
     TokenRequest,
 )
 from hub.web.auth import Admin, AdminAuth
-from hub.web.common import COMMON, INVALID, AdminRoute, errors
+from hub.web.common import INVALID, admin_router, errors
 from hub.web.schemas import ApiError
 
 if TYPE_CHECKING:
@@ -37,12 +37,7 @@ RETENTION = (
 
 def router(container: Container, auth: AdminAuth, tokens: TokenStore) -> APIRouter:
     engine = container.engine
-    api = APIRouter(
-        prefix="/admin",
-        dependencies=[Depends(auth.authenticate)],
-        route_class=AdminRoute,
-        responses=COMMON,
-    )
+    api = admin_router(auth.authenticate)
     # Defaults, not Annotated aliases: FastAPI resolves annotations in module globals.
     as_admin = Depends(auth.requires(Scope.ADMIN))
 

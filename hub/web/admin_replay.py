@@ -9,18 +9,12 @@ from hub.replay import Replayer
 from hub.tokens import Scope
 from hub.web.admin_schemas import ReplayOneOut, ReplayOut, ReplayProgressOut, ReplayRequest
 from hub.web.auth import Admin, AdminAuth
-from hub.web.common import COMMON, INVALID, AdminRoute, errors
+from hub.web.common import INVALID, admin_router, errors
 from hub.web.schemas import ApiError
 
 
 def router(auth: AdminAuth, replayer: Replayer) -> APIRouter:
-    api = APIRouter(
-        prefix="/admin",
-        tags=["replay"],
-        dependencies=[Depends(auth.authenticate)],
-        route_class=AdminRoute,
-        responses=COMMON,
-    )
+    api = admin_router(auth.authenticate, tags=["replay"])
     reader = [Depends(auth.requires(Scope.READ))]
     # A default, not an Annotated alias: FastAPI resolves annotations in module globals.
     as_replayer = Depends(auth.requires(Scope.REPLAY))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
@@ -57,3 +57,16 @@ COMMON = errors(
         429: "Rate limit exceeded (`Retry-After` and `X-RateLimit-*` headers say when)",
     }
 )
+
+
+def admin_router(
+    authenticate: Callable[..., Any], prefix: str = "/admin", **kwargs: Any
+) -> APIRouter:
+    """A router whose every route needs a valid token (and is rate limited per token)."""
+    return APIRouter(
+        prefix=prefix,
+        dependencies=[Depends(authenticate)],
+        route_class=AdminRoute,
+        responses=COMMON,
+        **kwargs,
+    )
