@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 
 from handlers.context import WorkflowContext
 from handlers.incidents import effects, incidents, owe, rearm, schedule_delivery, timeline
+from handlers.selfhealth import check_health
 from hub.db import write
 from hub.incident_models import EffectStatus, IncidentStatus
 from hub.models import utcnow
@@ -22,6 +23,7 @@ STRANDED_AFTER_S = 10.0
 def keep_house(ctx: WorkflowContext) -> None:
     escalated = escalate_unacknowledged(ctx)
     resent = resend_stranded_effects(ctx)
+    check_health(ctx)
     if escalated or resent:
         log.info("housekeeping: %d escalated, %d deliveries resent", escalated, resent)
 

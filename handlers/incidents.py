@@ -31,7 +31,7 @@ from hub.incident_changes import (
     transition,
 )
 from hub.incident_models import IncidentEvent, IncidentStatus
-from hub.models import utcnow
+from hub.models import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,32 @@ def _apply(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigg
     return _open(conn, ctx, event_id, trigger)
 
 
+def raise_or_clear(
+    ctx: WorkflowContext, trigger: Trigger, cause: str, *, quiet_for_s: float = 0.0
+) -> Outcome:
+    """For conditions the hub sees in itself: open the incident for `trigger.key` if none is
+    live; while it stays breached, only note when it was last seen (no message update per
+    check); resolve it once it has been clear for `quiet_for_s`, so a condition hovering at
+    its threshold does not open and resolve an incident at every check."""
+    now = utcnow()
+    with write(ctx.engine) as conn:
+        live = locked(conn, (incidents.c.key == trigger.key) & (incidents.c.status != "resolved"))
+        if trigger.change == Change.RESOLVE:
+            if live is None or (now - as_utc(live.last_seen)).total_seconds() < quiet_for_s:
+                return Outcome(live.id if live else None, False, None, "not clear for long")
+            change = StatusChange("resolved", trigger.actor, cause, trigger.note)
+            outcome = transition(conn, live, change, github=ctx.github is not None)
+        elif live is not None:
+            seen = update(incidents).where(incidents.c.id == live.id).values(last_seen=now)
+            conn.execute(seen)
+            return Outcome(live.id, False, live.status, "still breached")
+        else:
+            outcome = _open(conn, ctx, cause, trigger, event=False)
+    if outcome.deliver and outcome.incident_id:
+        schedule_delivery(ctx, outcome.incident_id)
+    return outcome
+
+
 def _link(conn: Connection, incident_id: str, event_id: str) -> None:
     row = {"event_id": event_id, "incident_id": incident_id, "at": utcnow()}
     conn.execute(insert(incident_events), row)
@@ -118,7 +144,13 @@ def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str)
     return Outcome(row.id, True, row.status, "occurrence added", deliver)
 
 
-def _open(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
+def _open(
+    conn: Connection, ctx: WorkflowContext, cause: str, trigger: Trigger, *, event: bool = True
+) -> Outcome:
+    """Open an incident for `trigger`. `cause` names what opened it: a stored event (linked
+    to the incident, and failed if a Slack call it owes dies) or, with `event=False`, the
+    hub itself (a health check)."""
+    event_id = cause if event else None
     now = utcnow()
     incident_id = new_incident_id()
     conn.execute(
@@ -139,9 +171,10 @@ def _open(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigge
             "revision": 0,
         },
     )
-    _link(conn, incident_id, event_id)
+    if event_id is not None:
+        _link(conn, incident_id, event_id)
     record(conn, incident_id, actor=trigger.actor, action="opened", detail=trigger.title,
-           dedupe=event_id)  # fmt: skip
+           dedupe=cause)  # fmt: skip
     owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id)
     if ctx.github is not None:
         owe(conn, incident_id, "github.issue", f"github.issue:{incident_id}", cause=event_id)

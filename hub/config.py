@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     effect_max_failures: int = 8
     effect_min_backoff_s: float = 2.0
 
+    # The hub's own health as incidents (handlers.selfhealth); a threshold of 0: no check.
+    health_check_interval_s: float = 30.0
+    health_window_s: float = 900.0
+    health_failed_events: int = 25  # failed within the window
+    health_queue_depth: int = 10_000  # events received but not yet processed
+    health_slack_429s: int = 10  # Slack 429 answers between two checks
+    health_clear_after_s: float = 300.0  # clear this long before the incident resolves
+
     max_body_bytes: int = 25 * MIB
 
     # Workers: retries per event, then `failed`. Backoff doubles from the minimum.
