@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from hub import admin_cli, demo
 from hub.config import Settings
+
+# uvicorn's graceful shutdown: requests in flight get this long to finish (the Kubernetes
+# manifests give the pod more than this plus their preStop sleep).
+GRACEFUL_SHUTDOWN_S = 20
+
+
+def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    # uvicorn drains on SIGTERM, then restores the handler it found and raises the signal
+    # again, so with the default handler every clean drain ended "killed by SIGTERM" (exit
+    # 143, which Kubernetes records as reason Error and compose as a failed exit). This
+    # handler turns that last step into exit 0; a SIGTERM before uvicorn has taken over
+    # (nothing in flight yet) exits 0 at once.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "hub.bootstrap:create_app",
         factory=True,
@@ -24,7 +40,7 @@ def _serve(args: argparse.Namespace) -> None:
         # One line per webhook costs more CPU than verifying it; errors are still logged.
         access_log=args.access_log,
         proxy_headers=True,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
 

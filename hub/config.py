@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     slack_oncall: str | None = None  # e.g. <!subteam^S123> or <@U123>; unset: no mention
     # Outbound pacing, shared by all workers: Slack allows about one post per second per
     # channel and some hundreds a minute per workspace; chat.update is its tier 3 (~50/min).
-    slack_channel_interval_s: float = 1.0
+    # 1.1 rather than 1.0: a post reserved on time can still leave a moment late (a busy
+    # core), and two sent under a second apart is a 429.
+    slack_channel_interval_s: float = 1.1
     slack_workspace_per_minute: int = 300
     slack_updates_per_minute: int = 50
     github_per_minute: int = 60

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # An idle worker polls the broker this often (ms): the pickup latency at low load.
 POLL_MS = 100
+# On SIGTERM a worker process lets running messages finish for this long (ms); the
+# supervisor waits this plus 5 s for its processes. deploy/k8s gives the pod more than that.
+STOP_MS = 30_000
 
 
 class LowerPriority(Middleware):
@@ -92,11 +95,12 @@ class InProcessWorkers:
             self._container.metrics.counters.stop()
 
 
-def _child(threads: int) -> None:
-    """One worker process: its own container, its own connections."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
-    container = build(Settings())
-    worker = start_worker(container, threads)
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM (Kubernetes, compose, systemd) and SIGINT (a terminal) ask for a graceful stop.
+
+    Installed before anything starts: a signal that came earlier used to kill the process
+    outright, and a `hub worker` that is PID 1 in a container ignores a signal it has no
+    handler for, so it would have sat out the grace period until SIGKILL."""
     stopping = threading.Event()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -104,13 +108,24 @@ def _child(threads: int) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stopping
+
+
+def _child(threads: int) -> None:
+    """One worker process: its own container, its own connections."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    stopping = _stop_on_signals()
     parent = os.getppid()
+    container = build(Settings())
+    worker = start_worker(container, threads)
     # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.
     while not stopping.wait(1.0):
         if os.getppid() != parent:
             break
-    # Lets running messages finish; unstarted prefetched ones go back to the broker.
-    worker.stop(timeout=30_000)
+    # Running messages finish (up to STOP_MS; one still running then is redelivered by
+    # Redis once this worker's heartbeat is stale, and its events are taken back by their
+    # lease); fetched but unstarted ones go back to the Redis queue at once.
+    worker.stop(timeout=STOP_MS)
     container.metrics.counters.stop()
     container.broker.close()
 
@@ -119,6 +134,7 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     """`hub worker`: supervise N worker processes, restart any that dies, and sweep."""
     if not settings.redis_url:
         raise SystemExit("hub worker needs HUB_REDIS_URL; without it `hub serve` runs the workers")
+    stopping = _stop_on_signals()
     ctx = multiprocessing.get_context("spawn")
     children = [_spawn(ctx, threads) for _ in range(processes)]
     container = build(settings)
@@ -128,25 +144,27 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     clock.start()
     retention = retention_clock(container.engine, settings, container.limits)
     retention.start()
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     log.info("%d worker processes x %d threads on %s", processes, threads, settings.queue_name)
     while not stopping.wait(1.0):
         for i, child in enumerate(children):
             if not child.is_alive():
                 log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
                 children[i] = _spawn(ctx, threads)
+    log.info("stopping: waiting up to %d s for running messages", STOP_MS // 1000)
     sweeper.stop()
     clock.stop()
     retention.stop()
+    # The children are told even when only this process got the signal (a kubelet signals
+    # PID 1 alone); each finishes what it runs and gives the rest back to Redis.
     for child in children:
         child.terminate()
-    deadline = time.monotonic() + 35
+    deadline = time.monotonic() + STOP_MS / 1000 + 5
     for child in children:
         child.join(timeout=max(0.1, deadline - time.monotonic()))
         if child.is_alive():
+            log.error("worker process %s still running; killing it", child.pid)
             child.kill()
+            child.join(timeout=5)
 
 
 def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> BaseProcess:

@@ -33,14 +33,18 @@ def slack() -> Iterator[SlackServer]:
 
 
 def health_settings(sqlite_url: str, slack: SlackServer, **thresholds: object) -> Settings:
-    off = {"health_failed_events": 0, "health_queue_depth": 0, "health_slack_429s": 0}
+    values: dict[str, object] = {
+        "health_failed_events": 0,
+        "health_queue_depth": 0,
+        "health_slack_429s": 0,
+        "health_check_interval_s": 0.3,
+        "health_clear_after_s": 1.0,
+    }
     return make_settings(
         sqlite_url,
         slack_bot_token=slack.token,
         slack_api_url=slack.api_url,
-        health_check_interval_s=0.3,
-        health_clear_after_s=1.0,
-        **(off | thresholds),
+        **(values | thresholds),
     )
 
 
@@ -110,7 +114,9 @@ def test_a_deep_queue_opens_an_incident(sqlite_url, slack):
 def test_slack_rate_limiting_opens_an_incident_once_slack_answers_again(sqlite_url, slack):
     # Checks every 0.3 s here, and the shared limiter lets about one 429 a second through:
     # one 429 between two checks is the threshold.
-    settings = health_settings(sqlite_url, slack, health_slack_429s=1)
+    # Clear for 3 s before resolving: longer than the gaps between 429s while Slack limits
+    # (its Retry-After is 1 s), so the incident does not resolve and reopen mid-outage.
+    settings = health_settings(sqlite_url, slack, health_slack_429s=1, health_clear_after_s=3.0)
     with TestClient(create_app(settings)) as client:
         slack.force_429(retry_after_s=1, for_s=2.5)
         for i in range(3):  # three incidents whose posts meet the 429s
