@@ -51,7 +51,8 @@ def create_app_from(container: Container) -> ASGIApp:
         services.append(
             housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
         )
-        services.append(retention_clock(container.engine, settings, container.limits))
+        if settings.retention_interval_s > 0:
+            services.append(retention_clock(container.engine, settings, container.limits))
     committer = GroupCommitter(
         lambda batch: store.insert(batch, Status.QUEUED),
         enqueuer.submit,

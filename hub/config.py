@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # metadata, attempts and the audit trail stay. 0 keeps bodies for ever.
     retain_processed_days: float = 30.0
     retain_failed_days: float = 90.0
-    retention_interval_s: float = 3600.0
+    retention_interval_s: float = 3600.0  # 0: no periodic job (`hub retention run` only)
 
     # Incidents. Open and unacknowledged this long: one escalation (a thread mention).
     escalate_after_s: float = 900.0

@@ -142,8 +142,10 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     sweeper.start()
     clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
     clock.start()
-    retention = retention_clock(container.engine, settings, container.limits)
-    retention.start()
+    retention = None
+    if settings.retention_interval_s > 0:
+        retention = retention_clock(container.engine, settings, container.limits)
+        retention.start()
     log.info("%d worker processes x %d threads on %s", processes, threads, settings.queue_name)
     while not stopping.wait(1.0):
         for i, child in enumerate(children):
@@ -153,7 +155,8 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     log.info("stopping: waiting up to %d s for running messages", STOP_MS // 1000)
     sweeper.stop()
     clock.stop()
-    retention.stop()
+    if retention is not None:
+        retention.stop()
     # The children are told even when only this process got the signal (a kubelet signals
     # PID 1 alone); each finishes what it runs and gives the rest back to Redis.
     for child in children:

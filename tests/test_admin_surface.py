@@ -168,9 +168,11 @@ def old_event(settings: Settings, days: float, status: Status) -> str:
 
 
 def test_retention_empties_old_bodies_and_keeps_metadata(tmp_path):
-    settings = make_settings(tmp_path, retain_processed_days=30, retain_failed_days=90)
+    # No periodic job here: this test runs retention through the API, and only then.
+    settings = make_settings(
+        tmp_path, retain_processed_days=30, retain_failed_days=90, retention_interval_s=0
+    )
     with TestClient(create_app(settings)) as client:
-        # Made after the start: the periodic job's first run (at start) has passed.
         old_done = old_event(settings, 31, Status.PROCESSED)
         old_ignored = old_event(settings, 45, Status.IGNORED)
         young_failed = old_event(settings, 31, Status.FAILED)
