@@ -179,7 +179,8 @@ def encode_cursor(event_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
-    if not cursor or len(cursor) > _MAX_CURSOR_CHARS:
+    # b64decode raises a plain ValueError on non-ASCII text: refuse that here, as a bad cursor.
+    if not cursor or len(cursor) > _MAX_CURSOR_CHARS or not cursor.isascii():
         raise BadCursor(cursor)
     try:
         event_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")

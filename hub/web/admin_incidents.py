@@ -4,7 +4,6 @@ the Slack buttons do (the message is updated in place and its thread names the a
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -32,7 +31,7 @@ from hub.web.admin_schemas import (
 )
 from hub.web.auth import Admin, AdminAuth
 from hub.web.common import INVALID, admin_router, errors
-from hub.web.schemas import ApiError
+from hub.web.schemas import ApiError, IsoDateTime
 
 if TYPE_CHECKING:
     from hub.container import Container
@@ -54,7 +53,7 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
     def incidents(
         status: IncidentState | None = None,
         severity: Severity | None = None,
-        since: Annotated[datetime | None, Query(description="Last seen at or after")] = None,
+        since: Annotated[IsoDateTime | None, Query(description="Last seen at or after")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, Query(description="`next_cursor` of the last page")] = None,
     ) -> IncidentPage:

@@ -44,7 +44,10 @@ def router(auth: AdminAuth, replayer: Replayer) -> APIRouter:
         description="Events are handed to the workers at `HUB_REPLAY_PER_SECOND`, not all at "
         "once; follow the progress at `GET /admin/replays/{replay_id}`. Events already on "
         "their way, and redacted ones, are counted as skipped.",
-        responses=errors({422: INVALID}),
+        responses={
+            202: {"model": ReplayOut, "description": "Replaying: the events are on their way"},
+            **errors({422: INVALID}),
+        },
     )
     def replay_matching(
         request: ReplayRequest, response: Response, admin: Admin = as_replayer

@@ -3,14 +3,13 @@ events). Field names follow DESIGN.md section 2: add fields, never rename."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from hub.models import Status
 from hub.tokens import Scope
-from hub.web.schemas import UTCDateTime
+from hub.web.schemas import IsoDateTime, UTCDateTime
 
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 IncidentState = Literal["open", "acknowledged", "resolved"]
@@ -26,9 +25,10 @@ class ReplayRequest(BaseModel):
     provider: str | None = None
     type: str | None = None
     status: Status | None = Field(None, description="Usually `failed`.")
-    since: datetime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
-    until: datetime | None = Field(None, description="Received before (ISO 8601, UTC).")
-    dry_run: bool = Field(False, description="Only count what matches.")
+    since: IsoDateTime | None = Field(None, description="Received at or after (ISO 8601, UTC).")
+    until: IsoDateTime | None = Field(None, description="Received before (ISO 8601, UTC).")
+    # Strict: `"dry_run": 0` or `"no"` would otherwise pass as false and replay for real.
+    dry_run: StrictBool = Field(False, description="Only count what matches.")
 
 
 class ReplayOut(BaseModel):
@@ -116,8 +116,8 @@ class AuditQuery(BaseModel):
 
     actor: str | None = None
     action: str | None = Field(None, description="e.g. `replay.start`, `incident.ack`.")
-    since: datetime | None = None
-    until: datetime | None = None
+    since: IsoDateTime | None = None
+    until: IsoDateTime | None = None
     limit: int = Field(100, ge=1, le=500)
     cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
 
@@ -128,7 +128,8 @@ class AuditPage(BaseModel):
 
 
 class TokenRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    # The rule TokenStore.create enforces (besides refusing `env-token-N`), so /docs shows it.
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
     scopes: list[Scope] = Field(min_length=1, description="`admin` implies every scope.")
 
 
@@ -151,7 +152,7 @@ class TokenList(BaseModel):
 
 
 class RetentionRequest(BaseModel):
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class RetentionOut(BaseModel):

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from hub.ratelimit import RateLimits
 from hub.replay import Replayer
 from hub.tokens import TokenStore
 from hub.web import admin, admin_incidents, admin_manage, admin_replay, ops
 from hub.web.auth import AdminAuth
+from hub.web.schemas import ApiError
 
 if TYPE_CHECKING:
     from hub.container import Container
@@ -77,4 +80,30 @@ def build_api(
     app.include_router(admin_replay.router(auth, replayer))
     app.include_router(admin_incidents.router(container, auth))
     app.include_router(admin_manage.router(container, auth, tokens))
+    app.add_exception_handler(405, _method_not_allowed)
     return app
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    """405 naming every method the path has in `Allow`, answered as `{"error", "reason"}`.
+
+    Starlette answers from the first route whose path matches, so `Allow` listed that one
+    route's method only (`OPTIONS /admin/tokens` said `GET`, though POST is there too)."""
+    headers = getattr(exc, "headers", None) or {}
+    allowed = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+    paths: dict[str, dict[str, object]] = request.app.openapi().get("paths", {})
+    for template, operations in paths.items():
+        if _path_pattern(template).fullmatch(request.url.path):
+            allowed |= {method.upper() for method in operations if method in _METHODS}
+    listed = ", ".join(sorted(allowed))
+    reason = f"{request.method[:16]} is not allowed here; this path takes {listed or 'none'}"
+    return ApiError(405, "method_not_allowed", reason, {"Allow": listed}).response()
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))

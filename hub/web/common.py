@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from hub.web.schemas import ApiError, ErrorOut
 
@@ -31,6 +32,13 @@ class AdminRoute(APIRoute):
                 return exc.response()
             except RequestValidationError as exc:
                 return ApiError(422, "invalid_request", _describe(exc)).response()
+            except HTTPException as exc:
+                if exc.status_code != 400:
+                    raise
+                # FastAPI's answer to a body it cannot decode (not UTF-8): `{"detail"}` and a
+                # 400 that no route documents. A body that is not JSON at all is a 422 already.
+                reason = "the body is not valid JSON (UTF-8)"
+                return ApiError(422, "invalid_request", reason).response()
 
         return handle
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from hub.db import ping
 from hub.metrics import CONTENT_TYPE
@@ -40,7 +40,11 @@ def router(container: Container) -> APIRouter:
 
     # A plain `def`: the scrape's queries run on the thread pool, never on the event loop
     # that answers webhooks.
-    @api.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    @api.get(
+        "/metrics",
+        summary="Prometheus metrics (text exposition format)",
+        response_class=PlainTextResponse,  # documented as text/plain, which is what it is
+    )
     def metrics() -> Response:
         return Response(container.metrics.render(), media_type=CONTENT_TYPE)
 

@@ -4,12 +4,20 @@ Field names and nesting are a contract (DESIGN.md section 2): add fields, never 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from hub.models import Status, as_utc
 from hub.queries import MAX_LIMIT
@@ -24,6 +32,31 @@ UTCDateTime = Annotated[
     datetime,
     PlainSerializer(_iso_utc, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    # pydantic would read a number, or a string of digits, as Unix time: `since=20260131`
+    # would silently mean 1970-08-23. The API takes ISO 8601, as its schema says.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z")
+    return value
+
+
+def _utc_representable(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+00:01 parses, but is before year 1 in UTC, where queries compare.
+    try:
+        as_utc(value).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+    return value
+
+
+# A date-time the caller sends (query or body): ISO 8601 only, and within range in UTC.
+IsoDateTime = Annotated[
+    datetime, BeforeValidator(_not_a_number), AfterValidator(_utc_representable)
 ]
 
 
@@ -54,10 +87,10 @@ class EventQuery(BaseModel):
     provider: str | None = Field(None, description="`stripe`, `github` or `slack`.")
     type: str | None = Field(None, description="Event type, e.g. `workflow_run.completed`.")
     status: Status | None = None
-    since: datetime | None = Field(
+    since: IsoDateTime | None = Field(
         None, description="ISO 8601; received at or after. No offset means UTC."
     )
-    until: datetime | None = Field(
+    until: IsoDateTime | None = Field(
         None, description="ISO 8601; received before. No offset means UTC."
     )
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
