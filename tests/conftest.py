@@ -20,6 +20,7 @@ import redis
 
 from hub.config import Settings
 from hub.migrate import upgrade
+from tests.fakes.slack import SlackServer
 from tests.signing import GITHUB_SECRET, SLACK_SECRET, STRIPE_SECRET
 
 PG_CANDIDATES = [
@@ -134,6 +135,13 @@ def _plain(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(_plain(v) for v in value)
     return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    """A local server that answers like Slack's Web API (see tests/fakes/slack.py)."""
+    with SlackServer() as server:
+        yield server
 
 
 @pytest.fixture

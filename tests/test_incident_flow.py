@@ -29,12 +29,6 @@ REPO = "acme/ops"
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer() as server:
-        yield server
-
-
-@pytest.fixture
 def github() -> Iterator[GitHubServer]:
     with GitHubServer(repos=(REPO,)) as server:
         yield server

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -23,12 +22,6 @@ from tests.signing import stripe_request
 from tests.test_services import wait_for
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from hub.store import events
 from hub.worker_metrics import RedisCounters, WorkerMetrics, build_counters
 from tests.conftest import make_settings
 from tests.fakes.github import GitHubServer
-from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p
 from tests.signing import github_request, stripe_event, stripe_request
 from tests.test_incident_flow import wait_for
@@ -200,12 +199,6 @@ def test_redis_unreachable_keeps_the_counts_and_the_scrape_still_answers(sqlite_
     assert value(samples, "hub_metrics_source_up", source="worker_counters") == 0
     assert value(samples, "hub_metrics_source_up", source="database") == 1
     assert value(samples, "hub_events", status="processed") == 0
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -24,12 +24,6 @@ ROOT = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer() as server:
-        yield server
-
-
-@pytest.fixture
 def replay_settings(sqlite_url: str, slack: SlackServer) -> Settings:
     # Slack calls give up after two failures, quickly: the outage outlasts the retries.
     return make_settings(

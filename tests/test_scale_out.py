@@ -38,12 +38,6 @@ RATE = 75.0  # deliveries a second, each sent to both APIs
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer() as server:
-        yield server
-
-
-@pytest.fixture
 def prod_settings(
     postgres_url: str, redis_url: str, redis_namespace: str, slack: SlackServer
 ) -> Settings:

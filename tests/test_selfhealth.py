@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import insert, update
 from starlette.testclient import TestClient
 
@@ -24,12 +22,6 @@ from tests.handlers import payloads as p
 from tests.test_incident_flow import stripe, wait_for
 
 ROOT = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    with SlackServer() as server:
-        yield server
 
 
 def health_settings(sqlite_url: str, slack: SlackServer, **thresholds: object) -> Settings:

@@ -40,6 +40,7 @@ from hub.store import events
 from hub.workers import STOP_MS
 from tests.conftest import make_settings, settings_env
 from tests.signing import github_request, stripe_event, stripe_request
+from tests.test_services import wait_for
 
 UVICORN_GRACE_S = GRACEFUL_SHUTDOWN_S
 # The supervisor waits this long for its worker processes before SIGKILL.
@@ -62,15 +63,6 @@ def stored_ids(settings: Settings) -> set[str]:
         result = {row[0] for row in conn.execute(select(events.c.id))}
     engine.dispose()
     return result
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # --- hub serve ---------------------------------------------------------------------------
