@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-incidents clean
+.PHONY: install run test lint bench bench-incidents bench-drain clean
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ bench: install
 
 bench-incidents: install
 	$(BIN)/python tests/bench/incidents.py $(BENCH_ARGS)
+
+bench-drain: install
+	$(BIN)/python tests/bench/drain.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) hub.db hub.db-wal hub.db-shm
