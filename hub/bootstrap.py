@@ -14,8 +14,9 @@ from hub.config import Settings
 from hub.container import Container, build
 from hub.db import checkpointer, is_sqlite
 from hub.ingest.asgi import Ingress, with_ingress
-from hub.ingest.committer import GroupCommitter
+from hub.ingest.committer import GroupCommitter, in_thread
 from hub.ingest.meter import IngressMeter
+from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
 from hub.models import Status
 from hub.queue import Enqueuer
 from hub.ratelimit import RateLimits
@@ -53,11 +54,7 @@ def create_app_from(container: Container) -> ASGIApp:
         )
         if settings.retention_interval_s > 0:
             services.append(retention_clock(container.engine, settings, container.limits))
-    committer = GroupCommitter(
-        lambda batch: store.insert(batch, Status.QUEUED),
-        enqueuer.submit,
-        max_in_flight=1 if is_sqlite(settings.database_url) else 2,
-    )
+    committer = _committer(container, enqueuer)
     # One limiter for the admin API and the ingress's unverified requests.
     limits = RateLimits(settings)
     api = build_api(
@@ -71,3 +68,12 @@ def create_app_from(container: Container) -> ASGIApp:
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"
     log.info("webhook endpoints mounted: %s", mounted)
     return with_ingress(api, ingress)
+
+
+def _committer(container: Container, enqueuer: Enqueuer) -> GroupCommitter:
+    settings, store = container.settings, container.store
+    if is_sqlite(settings.database_url):
+        insert, close = in_thread(lambda batch: store.insert(batch, Status.QUEUED))
+        return GroupCommitter(insert, enqueuer.submit, max_in_flight=1, on_close=close)
+    writer = AsyncPostgresWriter(conninfo(settings.database_url), store.plan_insert, Status.QUEUED)
+    return GroupCommitter(writer, enqueuer.submit, max_in_flight=2, on_close=writer.close)

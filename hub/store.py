@@ -25,28 +25,15 @@ from sqlalchemy import (
     update,
 )
 
-from hub.batch_insert import BatchInsert
+from hub.batch_insert import BatchInsert, InsertPlan, NewEvent, Stored
 from hub.db import write
-from hub.ids import new_event_id
 from hub.models import ACTIVE, Attempt, Event, Status, utcnow
+
+# NewEvent and Stored live with the insert that makes them; the store's callers import them here.
+__all__ = ["AttemptRecord", "Claimed", "EventStore", "NewEvent", "Stored", "Timing"]
 
 events: Table = Event.__table__  # type: ignore[attr-defined]
 attempts: Table = Attempt.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    provider: str
-    delivery_id: str
-    type: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    event_id: str
-    duplicate: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,37 +151,21 @@ class EventStore:
 
         `queued` is for an in-memory queue, which cannot fail apart from this process: the
         events go straight to it after the commit, and `recover` takes them back at start."""
-        now = utcnow()
-        wait = self.timing.received_s if status == Status.RECEIVED else self.timing.queued_s
-        deadline = now + timedelta(seconds=wait)
-        # Ids carry received_at's millisecond, so time filters can be id ranges (queries.py).
-        now_ms = int(now.timestamp() * 1000)
-        first: dict[tuple[str, str], str] = {}
-        rows = []
-        for ev in batch:
-            key = (ev.provider, ev.delivery_id)
-            if key in first:
-                continue  # a repeat inside the same batch (Slack retries race the original)
-            first[key] = eid = new_event_id(now_ms)
-            rows.append((eid, ev.provider, ev.delivery_id, ev.type, ev.headers, ev.body))
+        plan = self.plan_insert(batch, status)
         with write(self.engine) as conn:
-            inserted = self._insert(conn, rows, status, now, deadline)
-            missing = [k for k, eid in first.items() if eid not in inserted]
+            inserted = self._insert(conn, plan)
+            missing = plan.missing(inserted)
             existing = {}
             if missing:
                 found = conn.execute(self._existing, {"p_keys": missing})
                 existing = {(p, d): i for p, d, i in found}
-        seen: set[tuple[str, str]] = set()
-        out = []
-        for ev in batch:
-            key = (ev.provider, ev.delivery_id)
-            eid = first[key]
-            if eid in inserted and key not in seen:
-                out.append(Stored(eid, duplicate=False))
-            else:
-                out.append(Stored(existing.get(key, eid), duplicate=True))
-            seen.add(key)
-        return out
+        return plan.answers(inserted, existing)
+
+    def plan_insert(self, batch: Sequence[NewEvent], status: Status) -> InsertPlan:
+        """The rows a batch becomes; shared by this sync path and the ingress's async one."""
+        now = utcnow()
+        wait = self.timing.received_s if status == Status.RECEIVED else self.timing.queued_s
+        return InsertPlan.of(batch, status, now, now + timedelta(seconds=wait))
 
     def mark_queued(self, ids: Sequence[str]) -> None:
         now = utcnow()

@@ -7,7 +7,7 @@ import gc
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,7 +38,7 @@ def build_api(
     container: Container,
     services: Sequence[Service],
     limits: RateLimits,
-    on_shutdown: Sequence[Callable[[], None]] = (),
+    on_shutdown: Sequence[Callable[[], Awaitable[None] | None]] = (),
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -48,8 +48,8 @@ def build_api(
         # collector's generations so a full collection does not stall requests.
         gc.collect()
         gc.freeze()
-        # A commit thread waking with results waits for the event loop to hand over the GIL;
-        # 1 ms instead of CPython's 5 ms keeps that wait out of the answer times.
+        # A thread waking with results (SQLite commits, the enqueuer) waits for the event loop
+        # to hand over the GIL; 1 ms instead of CPython's 5 ms keeps that out of answer times.
         sys.setswitchinterval(0.001)
         try:
             yield
@@ -57,7 +57,9 @@ def build_api(
             for service in reversed(services):
                 service.stop()
             for hook in on_shutdown:
-                hook()
+                done = hook()
+                if done is not None:
+                    await done
 
     app = FastAPI(
         title="Webhook hub",
