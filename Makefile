@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-incidents bench-drain clean
+.PHONY: install run test lint bench bench-incidents bench-drain clean bench-ingest
 
 install: $(STAMP)
 
@@ -27,7 +27,18 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The whole benchmark: ingest (both modes), drain (embedded; 1, 2, 4 worker processes) and
+# webhook -> Slack latency, then one summary. BENCH_ARGS go to the ingest part.
+BENCH_OUT ?= .bench
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python tests/bench/ingest.py --json $(BENCH_OUT)/ingest.json $(BENCH_ARGS)
+	$(BIN)/python tests/bench/drain.py --json $(BENCH_OUT)/drain.json
+	$(BIN)/python tests/bench/incidents.py --json $(BENCH_OUT)/incidents.json --duration 20
+	$(BIN)/python tests/bench/summary.py $(BENCH_OUT)
+
+bench-ingest: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python tests/bench/ingest.py $(BENCH_ARGS)
 

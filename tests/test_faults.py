@@ -1,6 +1,6 @@
 """Fault injection under load: while signed Stripe, GitHub and Slack deliveries flow into a
 `hub serve` at about 50 a second, a worker is SIGKILLed, Redis comes back empty, PostgreSQL
-goes away, Slack answers 500 and then 429. Afterwards every acknowledged delivery is one row,
+goes away, Slack answers 500 and then 429; and all of these at once, for longer. Afterwards every acknowledged delivery is one row,
 byte for byte, `processed` or `ignored` within a bounded wait, and every incident has exactly
 one Slack message.
 
@@ -230,3 +230,51 @@ def test_slack_500s_then_429s_mid_stream_post_each_incident_once(
     settle_and_check("Slack 500 then 429", fault_settings, processes, slack, run)
     assert slack.failed_500 >= 3
     assert slack.rate_limited >= 3
+
+
+def test_everything_failing_at_once_for_15_s_loses_nothing(
+    fault_settings: Settings,
+    processes: Processes,
+    slack: FaultySlack,
+    private_redis: PrivateRedis,
+) -> None:
+    """The faults above, overlapping and longer: PostgreSQL unreachable for 15 s (API and
+    workers alike), inside that window a worker SIGKILLed and replaced (the replacement
+    starts while the database is still away) and Redis restarted empty; then, as the hub
+    catches up, Slack answering 500 for 6 s and 429 for 4 s."""
+    host_port = fault_settings.database_url.split("@", 1)[1].split("/", 1)[0]
+    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
+    proxy.up()
+    via_proxy = fault_settings.model_copy(
+        update={
+            "database_url": fault_settings.database_url.replace(
+                host_port, f"127.0.0.1:{proxy.port}"
+            )
+        }
+    )
+
+    def fault() -> None:
+        proxy.down()
+        kill(processes.started[1])
+        print(f"\nat the restart: {private_redis.keys()} Redis keys lost")
+        private_redis.stop()
+        time.sleep(3.0)
+        private_redis.start()
+        processes.worker(via_proxy)
+        time.sleep(12.0)
+        proxy.up()
+        # The workers could not reach Slack while the database was away; this meets them
+        # on the way back.
+        slack.fail_for(6.0)
+        time.sleep(6.0)
+        slack.force_429(retry_after_s=1, for_s=4.0)
+        time.sleep(4.0)
+
+    mix = Mix(accounts=3, dispute_every=25, repos=2)
+    try:
+        run = run_stream(fault_settings, processes, fault, api_settings=via_proxy, mix=mix)
+        settle_and_check("all at once, 15 s", fault_settings, processes, slack, run)
+    finally:
+        proxy.down()
+    assert run[0].retried_503 + run[0].retried_errors > 0, "the outage was never seen"
+    assert slack.failed_500 >= 1 and slack.rate_limited >= 1, "Slack's faults were never met"

@@ -1,6 +1,8 @@
-"""Drain benchmark: how many stored events a second 1, 2 and 4 `hub worker` processes settle.
+"""Drain benchmark: how many stored events a second the workers settle, embedded and with 1,
+2 and 4 `hub worker` processes.
 
-Not a test. `make bench-drain`. For each worker count: a fresh PostgreSQL database and Redis
+Not a test. `make bench-drain`. Embedded: `hub serve` on SQLite, pinned to one core, takes
+a stored backlog at start-up. PostgreSQL, for each worker count: a fresh database and Redis
 db, N events stored as the ingress stores them (a mix: Stripe events no workflow wants, which
 the claim marks `ignored`, and GitHub pings, whose no-op workflow runs and records an
 attempt), their ids handed to the queue as the API does, then the workers started and timed
@@ -12,11 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -35,10 +42,12 @@ PG_DB = "hub_bench_drain"
 REDIS_URL = "redis://127.0.0.1:6379/14"  # a db number of its own, flushed on every run
 
 
-def events(n: int) -> list[NewEvent]:
+def events(n: int, pings_only: bool = False) -> list[NewEvent]:
+    """The mix: one in five a GitHub ping (its no-op workflow runs and records an attempt),
+    the rest Stripe events no workflow wants (marked `ignored` at the claim)."""
     out = []
     for i in range(n):
-        if i % 5 == 0:
+        if pings_only or i % 5 == 0:
             body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": i}).encode()
             headers = {"content-type": "application/json", "x-github-event": "ping"}
             out.append(NewEvent("github", str(uuid.uuid4()), "ping", headers, body))
@@ -50,7 +59,7 @@ def events(n: int) -> list[NewEvent]:
     return out
 
 
-def fresh() -> Settings:
+def fresh_postgres() -> Settings:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {PG_DB}")
@@ -60,27 +69,43 @@ def fresh() -> Settings:
     return Settings(_env_file=None, database_url=url, redis_url=REDIS_URL)  # type: ignore[call-arg]
 
 
+def fresh_sqlite(path: Path) -> Settings:
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+
+
 def settled(settings: Settings) -> int:
-    with psycopg.connect(settings.database_url.replace("+psycopg", "")) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM events WHERE status IN ('processed', 'ignored', 'failed')"
-        ).fetchone()
+    sql = "SELECT count(*) FROM events WHERE status IN ('processed', 'ignored', 'failed')"
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)) as conn:
+            row = conn.execute(sql).fetchone()
+    else:
+        with psycopg.connect(url.replace("+psycopg", "")) as conn:
+            row = conn.execute(sql).fetchone()
     return int(row[0]) if row else 0
 
 
-def run(processes: int, n: int, threads: int) -> dict[str, float]:
-    settings = fresh()
+def store(settings: Settings, n: int, pings_only: bool = False) -> list[str]:
+    """N events stored `queued`, as the ingress stores them."""
     container = build(settings)
-    stored = []
-    batch = events(n)
+    ids = []
+    batch = events(n, pings_only)
     for start in range(0, n, 500):
         chunk = batch[start : start + 500]
-        stored += [s.event_id for s in container.store.insert(chunk, Status.QUEUED)]
-    container.events.send(stored)
+        ids += [s.event_id for s in container.store.insert(chunk, Status.QUEUED)]
+    if settings.redis_url:
+        container.events.send(ids)  # the API's hand-off; embedded, the start-up recovery does it
+    container.engine.dispose()
+    return ids
+
+
+def timed(settings: Settings, cmd: list[str], n: int, label: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env |= {"HUB_DATABASE_URL": settings.database_url, "HUB_REDIS_URL": REDIS_URL}
-    cmd = [sys.executable, "-m", "hub.cli", "worker", "--processes", str(processes),
-           "--threads", str(threads)]  # fmt: skip
+    env |= {"HUB_DATABASE_URL": settings.database_url}
+    if settings.redis_url:
+        env["HUB_REDIS_URL"] = settings.redis_url
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -90,34 +115,71 @@ def run(processes: int, n: int, threads: int) -> dict[str, float]:
             if first is None and done:
                 first = time.monotonic()  # the workers are up: count from the first settle
             if time.monotonic() - started > 300:
-                raise SystemExit(f"{processes} workers: only {done}/{n} settled in 300 s")
+                raise SystemExit(f"{label}: only {done}/{n} settled in 300 s")
             time.sleep(0.1)
         end = time.monotonic()
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    container.engine.dispose()
     first = first or started
-    return {"processes": processes, "events": n, "seconds": round(end - first, 2),
+    return {"label": label, "events": n, "seconds": round(end - first, 2),
             "per_second": round(n / (end - first), 1)}  # fmt: skip
 
 
+def run_postgres(processes: int, n: int, threads: int) -> dict[str, Any]:
+    settings = fresh_postgres()
+    store(settings, n)
+    cmd = [sys.executable, "-m", "hub.cli", "worker", "--processes", str(processes),
+           "--threads", str(threads)]  # fmt: skip
+    return timed(settings, cmd, n, f"PostgreSQL + Redis, {processes} hub worker process(es), mix")
+
+
+def run_embedded(n: int, workdir: Path, pings_only: bool) -> dict[str, Any]:
+    """`hub serve` alone on SQLite, pinned to one core: its in-process workers take the
+    stored backlog at start-up (the recovery pass) and drain it with the API idle."""
+    settings = fresh_sqlite(workdir / f"drain-{pings_only}.db")
+    store(settings, n, pings_only)
+    port = str(free_port())
+    cmd = ["taskset", "-c", "0", sys.executable, "-m", "hub.cli", "serve", "--port", port]
+    what = "every event a no-op workflow" if pings_only else "mix"
+    return timed(settings, cmd, n, f"embedded, 1 core, {what}")
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=20_000)
-    p.add_argument("--workers", default="1,2,4", help="worker process counts to try")
+    p.add_argument("--modes", default="embedded,postgres+redis")
+    p.add_argument("--workers", default="1,2,4", help="worker process counts to try (PostgreSQL)")
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
-    results = [run(int(w), args.events, args.threads) for w in args.workers.split(",")]
+    modes = {m.strip() for m in args.modes.split(",")}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="hub-bench-drain-") as tmp:
+        if "embedded" in modes:
+            for pings_only in (False, True):
+                r = run_embedded(args.events, Path(tmp), pings_only)
+                results.append(r | {"mode": "embedded", "no_op_workflow_only": pings_only})
+    if modes & {"postgres+redis", "postgres", "pg"}:
+        for w in args.workers.split(","):
+            r = run_postgres(int(w), args.events, args.threads)
+            results.append(r | {"mode": "postgres+redis", "processes": int(w)})
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
     print(
-        f"\nDrain, PostgreSQL + Redis, {args.events:,} stored events (80% no workflow, "
-        "20% a no-op workflow); from the first event settled to the last:"
+        f"\nDrain: {args.events:,} stored events (mix: 80% no workflow, 20% a no-op "
+        "workflow), from the first event settled to the last:"
     )
     for r in results:
-        print(f"  {r['processes']} worker process(es): {r['per_second']:>8,.0f} events/s "
-              f"({r['seconds']} s)")  # fmt: skip
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        print(f"  {r['label']:<52} {r['per_second']:>8,.0f} events/s ({r['seconds']} s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

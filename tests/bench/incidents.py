@@ -213,6 +213,7 @@ def main() -> int:
     parser.add_argument("--new-every", type=int, default=2, help="seconds between new incidents")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to let Slack catch up")
     parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     modes = [ingest.ALIASES.get(m.strip(), m.strip()) for m in args.modes.split(",")]
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hub-bench-incidents-{uuid.uuid4().hex[:6]}"
@@ -221,6 +222,8 @@ def main() -> int:
     if "postgres+redis" in modes:
         ingest.drop_database()
     print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     for mode, r in results.items():
         post, count, b = r["new_incident_to_post"], r["occurrence_to_count_shown"], r["burst"]
         print(

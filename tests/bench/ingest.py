@@ -38,9 +38,10 @@ ADMIN_TOKEN = "bench-" + secrets.token_hex(8)
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DB = "hub_bench"  # thrown away and re-created on every run
 REDIS_URL = "redis://127.0.0.1:6379/15"  # a db number of its own, flushed on every run
-TARGET_RATIO = {"embedded": 0.7, "postgres+redis": 0.5}
+# Issue #5's targets.
+TARGET_RATIO = {"embedded": 0.8, "postgres+redis": 0.6}
 ALIASES = {"postgres": "postgres+redis", "pg": "postgres+redis"}
-TARGET_P99_MS = 25.0
+TARGET_P99_MS = 15.0
 ACTIVE = ("received", "queued", "processing")
 
 
@@ -224,7 +225,10 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         result |= {"bare": bare.as_dict(), "hub": hub.as_dict(), "ratio": ratio}
         result["round_ratios"] = [round(r[0], 3) for r in rounds]
         # The tail moves more than the throughput between rounds: show all of them.
-        result["round_p99_ms"] = sorted(round(r[2].as_dict()["p99_ms"], 1) for r in rounds)
+        result["round_p99_ms"] = p99s = sorted(round(r[2].as_dict()["p99_ms"], 1) for r in rounds)
+        # The tail's figure is the median of the rounds' p99s, not the p99 of the round with
+        # the median ratio: that round is chosen for its throughput, and its tail is luck.
+        result["p99_ms"] = p99s[len(p99s) // 2]
         load_s = sum(r.duration_s for r in hub_runs)
         result["drain"] = drain(mode, db, args.drain_timeout, load_s)
         result["stored"] = stored_check(mode, db, hub_runs, events)
@@ -270,14 +274,15 @@ def admin_stats(port: int) -> Any:
 
 
 def checks_for(mode: str, r: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    s, p99, ratio = r["stored"], r["hub"]["p99_ms"], r["ratio"]
+    s, p99, ratio = r["stored"], r["p99_ms"], r["ratio"]
+    tail_ok = p99 <= TARGET_P99_MS
     counts = (
         f"rows {s['rows']:,}, distinct ids {s['distinct_delivery_ids']:,}, "
         f"2xx {s['answered_2xx']:,}, sent {s['sent']:,}, repeats {s['repeats']}"
     )
     return [
         (f"{mode} hub/bare >= {TARGET_RATIO[mode]}x", f"{ratio:.2f}x", ratio >= TARGET_RATIO[mode]),
-        (f"{mode} hub p99 <= {TARGET_P99_MS:g} ms", f"{p99:.1f} ms", p99 <= TARGET_P99_MS),
+        (f"{mode} hub p99 <= {TARGET_P99_MS:g} ms (median round)", f"{p99:.1f} ms", tail_ok),
         (f"{mode} every 2xx stored once", counts, s["pass"]),
     ]
 
