@@ -1,8 +1,8 @@
 """Fault injection under load: while signed Stripe, GitHub and Slack deliveries flow into a
 `hub serve` at about 50 a second, a worker is SIGKILLed, Redis comes back empty, PostgreSQL
-goes away, Slack answers 500 and then 429; and all of these at once, for longer. Afterwards every acknowledged delivery is one row,
-byte for byte, `processed` or `ignored` within a bounded wait, and every incident has exactly
-one Slack message.
+goes away, Slack answers 500 and then 429; and all of these at once, for longer. Afterwards
+every acknowledged delivery is one row, byte for byte, `processed` or `ignored` within a
+bounded wait, and every incident has exactly one Slack message.
 
 `pytest -m faults` runs just these. They need PostgreSQL and a `redis-server` binary (each
 test runs a Redis of its own, so restarting it disturbs nobody); required under CI=true."""
