@@ -36,18 +36,23 @@ from hub.container import build  # noqa: E402
 from hub.migrate import upgrade  # noqa: E402
 from hub.models import Status  # noqa: E402
 from hub.store import NewEvent  # noqa: E402
+from tests.handlers import payloads  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DB = "hub_bench_drain"
 REDIS_URL = "redis://127.0.0.1:6379/14"  # a db number of its own, flushed on every run
 
 
-def events(n: int, pings_only: bool = False) -> list[NewEvent]:
-    """The mix: one in five a GitHub ping (its no-op workflow runs and records an attempt),
-    the rest Stripe events no workflow wants (marked `ignored` at the claim)."""
+def events(n: int, mix: str = "mix") -> list[NewEvent]:
+    """`mix`: one in five a GitHub ping (its no-op workflow runs and records an attempt),
+    the rest Stripe events no workflow wants (marked `ignored` at the claim). `pings`: all
+    pings. `incidents`: failed payments over 50 accounts, each an occurrence of its
+    account's incident (grouping, timeline, the message's update owed)."""
+    if mix == "incidents":
+        return [failed_payment(i % 50) for i in range(n)]
     out = []
     for i in range(n):
-        if pings_only or i % 5 == 0:
+        if mix == "pings" or i % 5 == 0:
             body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": i}).encode()
             headers = {"content-type": "application/json", "x-github-event": "ping"}
             out.append(NewEvent("github", str(uuid.uuid4()), "ping", headers, body))
@@ -57,6 +62,19 @@ def events(n: int, pings_only: bool = False) -> list[NewEvent]:
             headers = {"content-type": "application/json"}
             out.append(NewEvent("stripe", eid, "payment_intent.succeeded", headers, body.encode()))
     return out
+
+
+def failed_payment(account: int) -> NewEvent:
+    intent = payloads.payment_intent_failed(intent_id=f"pi_{uuid.uuid4().hex[:16]}")
+    event = payloads.stripe_event(
+        "payment_intent.payment_failed",
+        intent,
+        account=f"acct_drain{account}",
+        event_id=f"evt_{uuid.uuid4().hex[:24]}",
+    )
+    body = json.dumps(event).encode()
+    headers = {"content-type": "application/json"}
+    return NewEvent("stripe", str(event["id"]), str(event["type"]), headers, body)
 
 
 def fresh_postgres() -> Settings:
@@ -87,11 +105,11 @@ def settled(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def store(settings: Settings, n: int, pings_only: bool = False) -> list[str]:
+def store(settings: Settings, n: int, mix: str) -> list[str]:
     """N events stored `queued`, as the ingress stores them."""
     container = build(settings)
     ids = []
-    batch = events(n, pings_only)
+    batch = events(n, mix)
     for start in range(0, n, 500):
         chunk = batch[start : start + 500]
         ids += [s.event_id for s in container.store.insert(chunk, Status.QUEUED)]
@@ -126,23 +144,23 @@ def timed(settings: Settings, cmd: list[str], n: int, label: str) -> dict[str, A
             "per_second": round(n / (end - first), 1)}  # fmt: skip
 
 
-def run_postgres(processes: int, n: int, threads: int) -> dict[str, Any]:
+def run_postgres(processes: int, n: int, threads: int, mix: str) -> dict[str, Any]:
     settings = fresh_postgres()
-    store(settings, n)
+    store(settings, n, mix)
     cmd = [sys.executable, "-m", "hub.cli", "worker", "--processes", str(processes),
            "--threads", str(threads)]  # fmt: skip
-    return timed(settings, cmd, n, f"PostgreSQL + Redis, {processes} hub worker process(es), mix")
+    label = f"PostgreSQL + Redis, {processes} hub worker process(es), {mix}"
+    return timed(settings, cmd, n, label)
 
 
-def run_embedded(n: int, workdir: Path, pings_only: bool) -> dict[str, Any]:
+def run_embedded(n: int, workdir: Path, mix: str) -> dict[str, Any]:
     """`hub serve` alone on SQLite, pinned to one core: its in-process workers take the
     stored backlog at start-up (the recovery pass) and drain it with the API idle."""
-    settings = fresh_sqlite(workdir / f"drain-{pings_only}.db")
-    store(settings, n, pings_only)
+    settings = fresh_sqlite(workdir / f"drain-{mix}.db")
+    store(settings, n, mix)
     port = str(free_port())
     cmd = ["taskset", "-c", "0", sys.executable, "-m", "hub.cli", "serve", "--port", port]
-    what = "every event a no-op workflow" if pings_only else "mix"
-    return timed(settings, cmd, n, f"embedded, 1 core, {what}")
+    return timed(settings, cmd, n, f"embedded, 1 core, {mix}")
 
 
 def free_port() -> int:
@@ -151,33 +169,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def count(args: argparse.Namespace, mix: str) -> int:
+    # The incident workflows run one transaction per event: a smaller backlog keeps the
+    # whole benchmark within minutes.
+    return args.incident_events if mix == "incidents" else args.events
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--modes", default="embedded,postgres+redis")
     p.add_argument("--workers", default="1,2,4", help="worker process counts to try (PostgreSQL)")
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--mixes", default="mix,pings,incidents", help="which event mixes")
+    p.add_argument("--incident-events", type=int, default=3_000, help="events, incidents mix")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     modes = {m.strip() for m in args.modes.split(",")}
+    mixes = [m.strip() for m in args.mixes.split(",")]
     results = []
     with tempfile.TemporaryDirectory(prefix="hub-bench-drain-") as tmp:
         if "embedded" in modes:
-            for pings_only in (False, True):
-                r = run_embedded(args.events, Path(tmp), pings_only)
-                results.append(r | {"mode": "embedded", "no_op_workflow_only": pings_only})
+            for mix in mixes:
+                n = count(args, mix)
+                results.append(run_embedded(n, Path(tmp), mix) | {"mode": "embedded"})
     if modes & {"postgres+redis", "postgres", "pg"}:
-        for w in args.workers.split(","):
-            r = run_postgres(int(w), args.events, args.threads)
-            results.append(r | {"mode": "postgres+redis", "processes": int(w)})
+        for mix in mixes:
+            for w in args.workers.split(","):
+                r = run_postgres(int(w), count(args, mix), args.threads, mix)
+                results.append(r | {"mode": "postgres+redis", "processes": int(w)})
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
     print(
-        f"\nDrain: {args.events:,} stored events (mix: 80% no workflow, 20% a no-op "
-        "workflow), from the first event settled to the last:"
+        "\nDrain of a stored backlog, from the first event settled to the last. Mixes: "
+        "mix = 80% no workflow, 20% a no-op workflow; pings = every event a no-op workflow; "
+        "incidents = failed payments, each an occurrence of one of 50 incidents (no Slack "
+        "configured: the owed posts and updates complete as no-ops)."
     )
     for r in results:
-        print(f"  {r['label']:<52} {r['per_second']:>8,.0f} events/s ({r['seconds']} s)")
+        print(f"  {r['label']:<52} {r['per_second']:>8,.0f} events/s "
+              f"({r['events']:,} in {r['seconds']} s)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
