@@ -193,10 +193,8 @@ class Enqueuer:
                 more = self._inbox.get(timeout=max(0.0, until - time.monotonic()))
             except queue.Empty:
                 return
-            if more is None:
-                self._stopping = True
+            if not self._add(ids, more):
                 return
-            ids.extend(more)
             self._drain(ids)
 
     def _drain(self, ids: list[str]) -> None:
@@ -205,10 +203,16 @@ class Enqueuer:
                 more = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if more is None:
-                self._stopping = True
+            if not self._add(ids, more):
                 return
-            ids.extend(more)
+
+    def _add(self, ids: list[str], more: list[str] | None) -> bool:
+        """Take one submission; False at the stop sentinel."""
+        if more is None:
+            self._stopping = True
+            return False
+        ids.extend(more)
+        return True
 
     def _send(self, ids: list[str]) -> None:
         try:

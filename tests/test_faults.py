@@ -83,6 +83,15 @@ def fault_settings(postgres_url: str, private_redis: PrivateRedis, slack: Faulty
     )
 
 
+def database_proxy(settings: Settings) -> tuple[Proxy, Settings]:
+    """A proxy in front of PostgreSQL (up), and the settings that reach it through it."""
+    host_port = settings.database_url.split("@", 1)[1].split("/", 1)[0]
+    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
+    proxy.up()
+    url = settings.database_url.replace(host_port, f"127.0.0.1:{proxy.port}")
+    return proxy, settings.model_copy(update={"database_url": url})
+
+
 def run_stream(
     settings: Settings,
     processes: Processes,
@@ -189,16 +198,7 @@ def test_redis_restarted_empty_mid_stream_loses_nothing(
 def test_postgres_unavailable_mid_stream_answers_503_and_loses_nothing(
     fault_settings: Settings, processes: Processes, slack: FaultySlack
 ) -> None:
-    host_port = fault_settings.database_url.split("@", 1)[1].split("/", 1)[0]
-    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
-    proxy.up()
-    via_proxy = fault_settings.model_copy(
-        update={
-            "database_url": fault_settings.database_url.replace(
-                host_port, f"127.0.0.1:{proxy.port}"
-            )
-        }
-    )
+    proxy, via_proxy = database_proxy(fault_settings)
 
     def fault() -> None:
         proxy.down()  # open connections dropped, new ones refused: API and workers alike
@@ -242,16 +242,7 @@ def test_everything_failing_at_once_for_15_s_loses_nothing(
     workers alike), inside that window a worker SIGKILLed and replaced (the replacement
     starts while the database is still away) and Redis restarted empty; then, as the hub
     catches up, Slack answering 500 for 6 s and 429 for 4 s."""
-    host_port = fault_settings.database_url.split("@", 1)[1].split("/", 1)[0]
-    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
-    proxy.up()
-    via_proxy = fault_settings.model_copy(
-        update={
-            "database_url": fault_settings.database_url.replace(
-                host_port, f"127.0.0.1:{proxy.port}"
-            )
-        }
-    )
+    proxy, via_proxy = database_proxy(fault_settings)
 
     def fault() -> None:
         proxy.down()
