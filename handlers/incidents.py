@@ -5,10 +5,12 @@ this module adds what only the workers do (turn a trigger into a change)."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
@@ -81,10 +83,10 @@ def schedule_delivery(ctx: WorkflowContext, incident_id: str | None, delay_s: fl
 
 
 def _apply(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
-    seen = select(incident_events.c.incident_id).where(incident_events.c.event_id == event_id)
-    if (done := conn.execute(seen).scalar()) is not None:
+    sql = _sql()
+    if (done := conn.execute(sql.seen, {"p_event": event_id}).scalar()) is not None:
         return Outcome(done, False, None, "event already applied")
-    live = locked(conn, (incidents.c.key == trigger.key) & (incidents.c.status != "resolved"))
+    live = conn.execute(sql.live, {"p_key": trigger.key}).first()
     if trigger.change == Change.RESOLVE:
         if live is None:
             return Outcome(None, False, None, "nothing open to resolve")
@@ -125,23 +127,53 @@ def raise_or_clear(
 
 def _link(conn: Connection, incident_id: str, event_id: str) -> None:
     row = {"event_id": event_id, "incident_id": incident_id, "at": utcnow()}
-    conn.execute(insert(incident_events), row)
+    conn.execute(_sql().link, row)
 
 
 def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str) -> Outcome:
-    now = utcnow()
-    values: dict[str, Any] = {
-        "occurrences": incidents.c.occurrences + 1,
-        "last_seen": now,
-        "updated_at": now,
-        "revision": incidents.c.revision + 1,
-    }
-    if trigger.summary:
-        values["summary"] = trigger.summary  # the latest occurrence says most
-    conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
+    sql = _sql()
+    params: dict[str, Any] = {"p_id": row.id, "p_now": utcnow()}
+    if trigger.summary:  # the latest occurrence says most, when it says anything
+        conn.execute(sql.occurrence_summary, params | {"p_summary": trigger.summary})
+    else:
+        conn.execute(sql.occurrence, params)
     # Coalesced: one pending message update, however many occurrences arrive meanwhile.
     deliver = rearm(conn, row.id, "slack.update", f"slack.update:{row.id}", cause=event_id)
     return Outcome(row.id, True, row.status, "occurrence added", deliver)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    seen: Any
+    live: Any
+    link: Any
+    occurrence: Any
+    occurrence_summary: Any
+
+
+@functools.cache
+def _sql() -> _Statements:
+    """The statements every occurrence runs, built once: building a SQLAlchemy statement
+    costs more Python than running it, and a burst of occurrences made the worker CPU-bound
+    on exactly that."""
+    occurrence = update(incidents).where(incidents.c.id == bindparam("p_id"))
+    counted = {
+        "occurrences": incidents.c.occurrences + 1,
+        "last_seen": bindparam("p_now"),
+        "updated_at": bindparam("p_now"),
+        "revision": incidents.c.revision + 1,
+    }
+    live = (incidents.c.key == bindparam("p_key")) & (incidents.c.status != "resolved")
+    return _Statements(
+        seen=select(incident_events.c.incident_id).where(
+            incident_events.c.event_id == bindparam("p_event")
+        ),
+        # FOR UPDATE on PostgreSQL (as `locked`); SQLite has one writer anyway.
+        live=select(incidents).where(live).with_for_update(),
+        link=insert(incident_events),
+        occurrence=occurrence.values(**counted),
+        occurrence_summary=occurrence.values(**counted, summary=bindparam("p_summary")),
+    )
 
 
 def _open(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from handlers.context import Workflow, WorkflowContext
 from handlers.incidents import apply_trigger
@@ -18,10 +19,14 @@ Decide = Callable[[Mapping[str, object]], Trigger | None]
 
 def load_payload(ctx: WorkflowContext, event_id: str) -> dict[str, object]:
     """The stored event's payload, decoded as its provider sent it."""
-    stmt = select(events.c.headers, events.c.body).where(events.c.id == event_id)
     with ctx.engine.connect() as conn:
-        headers, body = conn.execute(stmt).one()
+        headers, body = conn.execute(_payload_sql(), {"p_id": event_id}).one()
     return decode(headers or {}, bytes(body))
+
+
+@functools.cache
+def _payload_sql() -> Any:
+    return select(events.c.headers, events.c.body).where(events.c.id == bindparam("p_id"))
 
 
 def incident_workflow(decide: Decide) -> Workflow:

@@ -8,12 +8,13 @@ delivery actor, which this module asks for by name."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 
 from hub.db import write
 from hub.incident_models import Effect, EffectStatus, Incident, IncidentStatus, TimelineEntry
@@ -173,15 +174,29 @@ def rearm(
 ) -> bool:
     """Make a reusable effect (the message update) pending again, or create it. False if
     it was pending already."""
-    stmt = (
-        update(effects)
-        .where(effects.c.dedupe == dedupe, effects.c.status != EffectStatus.PENDING)
-        .values(status=EffectStatus.PENDING, failures=0, updated_at=utcnow(), cause_event_id=cause)
-    )
-    if conn.execute(stmt).rowcount:
+    rearm_sql, exists_sql = _rearm_sql()
+    params = {"p_dedupe": dedupe, "p_now": utcnow(), "p_cause": cause}
+    if conn.execute(rearm_sql, params).rowcount:
         return True
-    exists = select(effects.c.id).where(effects.c.dedupe == dedupe)
-    if conn.execute(exists).first() is None:
+    if conn.execute(exists_sql, params).first() is None:
         owe(conn, incident_id, kind, dedupe, cause=cause)
         return True
     return False
+
+
+@functools.cache
+def _rearm_sql() -> tuple[Any, Any]:
+    # Built once: every occurrence of an incident runs these, and building a statement costs
+    # more Python than running it (the worker was CPU-bound on it under a burst).
+    dedupe = effects.c.dedupe == bindparam("p_dedupe")
+    rearm = (
+        update(effects)
+        .where(dedupe, effects.c.status != EffectStatus.PENDING)
+        .values(
+            status=EffectStatus.PENDING,
+            failures=0,
+            updated_at=bindparam("p_now"),
+            cause_event_id=bindparam("p_cause"),
+        )
+    )
+    return rearm, select(effects.c.id).where(dedupe)
