@@ -155,6 +155,13 @@ def prod_settings(postgres_url: str, redis_url: str, redis_namespace: str) -> Se
     )
 
 
+def with_slack(settings: Settings, slack: SlackServer, **more: object) -> Settings:
+    """`settings` talking to the fake Slack server, with a short effect lease (3 s) so a
+    crashed delivery is retried within a test's patience."""
+    update = {"slack_bot_token": slack.token, "slack_api_url": slack.api_url}
+    return settings.model_copy(update=update | {"effect_lease_s": 3.0} | more)
+
+
 @pytest.fixture
 def hub_worker(prod_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start `hub worker` processes (each in its own process group) and clean them up."""

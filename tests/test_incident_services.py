@@ -15,7 +15,7 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.db import make_engine
 from hub.incident_models import Incident
-from tests.conftest import make_settings
+from tests.conftest import with_slack
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p
 from tests.signing import stripe_request
@@ -25,18 +25,8 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def prod_settings(
-    postgres_url: str, redis_url: str, redis_namespace: str, slack: SlackServer
-) -> Settings:
-    return make_settings(
-        postgres_url,
-        redis_url=redis_url,
-        redis_namespace=redis_namespace,
-        broker_heartbeat_timeout_ms=5_000,
-        slack_bot_token=slack.token,
-        slack_api_url=slack.api_url,
-        effect_lease_s=3.0,
-    )
+def prod_settings(prod_settings: Settings, slack: SlackServer) -> Settings:
+    return with_slack(prod_settings, slack)
 
 
 def incidents(settings: Settings) -> list[Incident]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import Settings
-from tests.conftest import make_settings
+from tests.conftest import with_slack
 from tests.fakes.slack import SlackServer
 from tests.faults_support import (
     Delivery,
@@ -38,20 +38,8 @@ RATE = 75.0  # deliveries a second, each sent to both APIs
 
 
 @pytest.fixture
-def prod_settings(
-    postgres_url: str, redis_url: str, redis_namespace: str, slack: SlackServer
-) -> Settings:
-    return make_settings(
-        postgres_url,
-        redis_url=redis_url,
-        redis_namespace=redis_namespace,
-        broker_heartbeat_timeout_ms=5_000,
-        slack_bot_token=slack.token,
-        slack_api_url=slack.api_url,
-        effect_lease_s=3.0,
-        effect_min_backoff_s=0.2,
-        requeue_queued_after_s=5.0,
-    )
+def prod_settings(prod_settings: Settings, slack: SlackServer) -> Settings:
+    return with_slack(prod_settings, slack, effect_min_backoff_s=0.2, requeue_queued_after_s=5.0)
 
 
 @pytest.fixture

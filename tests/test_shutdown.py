@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
@@ -40,21 +40,12 @@ from hub.store import events
 from hub.workers import STOP_MS
 from tests.conftest import make_settings, settings_env
 from tests.signing import github_request, stripe_event, stripe_request
-from tests.test_services import wait_for
+from tests.test_services import counts, wait_for
 
 UVICORN_GRACE_S = GRACEFUL_SHUTDOWN_S
 # The supervisor waits this long for its worker processes before SIGKILL.
 WORKER_GRACE_S = STOP_MS / 1000 + 5
 ACTIVE = {"received", "queued", "processing"}
-
-
-def counts(settings: Settings) -> dict[str, int]:
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        stmt = select(events.c.status, func.count()).group_by(events.c.status)
-        result = {status: n for status, n in conn.execute(stmt)}
-    engine.dispose()
-    return result
 
 
 def stored_ids(settings: Settings) -> set[str]:
