@@ -23,6 +23,7 @@ import yaml
 from hub.cli import GRACEFUL_SHUTDOWN_S
 from hub.config import Settings
 from hub.workers import STOP_MS
+from tests.test_deploy import SECRETS as COMPOSE_SECRETS
 
 K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
 # The oldest Kubernetes the manifests are meant for (autoscaling/v2 and policy/v1 are GA
@@ -30,15 +31,8 @@ K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
 MIN_VERSION = "1.27"
 VERSIONS = [MIN_VERSION, kubernetes_validate.latest_version()]
 KUSTOMIZE_FIELDS = {"apiVersion", "kind", "resources", "images"}
-SECRETS = {
-    "HUB_DATABASE_URL",
-    "HUB_STRIPE_WEBHOOK_SECRETS",
-    "HUB_GITHUB_WEBHOOK_SECRETS",
-    "HUB_SLACK_SIGNING_SECRETS",
-    "HUB_SLACK_BOT_TOKEN",
-    "HUB_GITHUB_TOKEN",
-    "HUB_ADMIN_TOKENS",
-}
+# The compose file's secrets, and the database URL (it carries the password here).
+SECRETS = COMPOSE_SECRETS | {"HUB_DATABASE_URL"}
 Obj = dict[str, Any]
 
 
