@@ -19,9 +19,10 @@ import psycopg
 from sqlalchemy import Connection
 
 from hub.ids import new_event_id
+from hub.models import Status
 
-# (id, provider, delivery_id, type, headers, body)
-Row = tuple[str, str, str, str, dict[str, str], bytes]
+# (id, provider, delivery_id, type, status, deadline, headers, body)
+Row = tuple[str, str, str, str, str, datetime | None, dict[str, str], bytes]
 
 COLUMNS = (
     "id",
@@ -50,6 +51,8 @@ class NewEvent:
     type: str
     headers: dict[str, str]
     body: bytes
+    # False: no worker routes this kind, so it is stored `ignored` and never enqueued.
+    routed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,9 @@ class InsertPlan:
             if key in first:
                 continue  # a repeat inside the same batch (Slack retries race the original)
             first[key] = eid = new_event_id(now_ms)
-            rows.append((eid, ev.provider, ev.delivery_id, ev.type, ev.headers, ev.body))
+            state, due = (status, deadline) if ev.routed else (Status.IGNORED, None)
+            row = (eid, ev.provider, ev.delivery_id, ev.type, state, due, ev.headers, ev.body)
+            rows.append(row)
         return cls(batch, status, now, deadline, rows, first)
 
     def missing(self, inserted: Collection[str]) -> list[tuple[str, str]]:
@@ -105,8 +110,8 @@ class InsertPlan:
     def pg_insert(self) -> tuple[str, list[Any]]:
         """The PostgreSQL statement and its parameters: one multi-row INSERT, one round trip."""
         params: list[Any] = []
-        status, now, deadline = self.status, self.now, self.deadline
-        for eid, provider, delivery_id, type_, headers, body in self.rows:
+        now = self.now
+        for eid, provider, delivery_id, type_, status, deadline, headers, body in self.rows:
             params += (eid, provider, delivery_id, type_, status, now, now, deadline)
             params += (orjson.dumps(headers).decode(), body)
         return _postgres(len(self.rows)), params
@@ -130,8 +135,9 @@ class BatchInsert:
                 return {row[0] for row in cur.fetchall()}
         when, due = _sqlite_time(plan.now), _sqlite_time(plan.deadline)
         flat: list[Any] = []
-        for eid, provider, delivery_id, type_, headers, body in plan.rows:
-            flat += (eid, provider, delivery_id, type_, plan.status, when, when, due, 0)
+        for eid, provider, delivery_id, type_, status, deadline, headers, body in plan.rows:
+            flat += (eid, provider, delivery_id, type_, status, when, when)
+            flat += (due if deadline is not None else None, 0)
             flat += (orjson.dumps(headers).decode(), body)
         # The driver's cursor directly: SQLAlchemy's execution context per statement costs
         # as much as the insert itself at this size (the transaction is still its own).

@@ -21,6 +21,7 @@ from hub.models import Status
 from hub.queue import Enqueuer
 from hub.ratelimit import RateLimits
 from hub.retention import retention_clock
+from hub.routes import RouteTable
 from hub.sweeper import Sweeper, housekeeping_clock
 from hub.web.app import Service, build_api
 
@@ -54,6 +55,9 @@ def create_app_from(container: Container) -> ASGIApp:
         )
         if settings.retention_interval_s > 0:
             services.append(retention_clock(container.engine, settings, container.limits))
+    # After the in-process workers, which publish their kinds as they start.
+    routes = RouteTable(container.engine, settings.routes_refresh_s)
+    services.append(routes)
     committer = _committer(container, enqueuer)
     # One limiter for the admin API and the ingress's unverified requests.
     limits = RateLimits(settings)
@@ -63,7 +67,12 @@ def create_app_from(container: Container) -> ASGIApp:
     meter = IngressMeter(container.endpoints)
     container.metrics.registry.register(meter)
     ingress = Ingress(
-        container.endpoints, committer, settings.max_body_bytes, limits=limits, meter=meter
+        container.endpoints,
+        committer,
+        settings.max_body_bytes,
+        limits=limits,
+        meter=meter,
+        wants=routes.wants,
     )
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"
     log.info("webhook endpoints mounted: %s", mounted)

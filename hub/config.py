@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     requeue_received_after_s: float = 10.0
     requeue_queued_after_s: float = 300.0
     sweep_interval_s: float = 5.0
+    # How often the API reloads the kinds that workers route (hub/routes.py); any other kind
+    # is stored `ignored` at once instead of going through the queue. 0: everything goes
+    # through the queue, and workers mark unrouted kinds `ignored` there.
+    routes_refresh_s: float = 5.0
     # Dramatiq returns a dead worker's unacked messages once its heartbeat is this old and a
     # maintenance pass runs (a random fraction of calls); its defaults (60 s, 0.1%) can take
     # minutes. Events already claimed are recovered by the lease above, sooner.

@@ -86,3 +86,19 @@ class Attempt(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     error: str | None = Field(default=None, sa_type=Text)
     traceback: str | None = Field(default=None, sa_type=Text)
+
+
+class Route(SQLModel, table=True):
+    """A kind of event ("provider:type") that some deployed worker has a workflow for.
+
+    Workers publish their routing table here when they start; the API reads it to store
+    every other kind as `ignored` at once, without a trip through the queue. A kind is never
+    deleted by the hub: one that stays after its workflow is gone only costs that trip."""
+
+    __tablename__ = "routes"
+
+    kind: str = Field(primary_key=True, max_length=240)
+    # First published: events of this kind ignored at ingest since then (by an API that had
+    # not yet seen it) are taken back once, when `caught_up_at` is set.
+    published_at: datetime = Field(sa_type=UTCDateTime)
+    caught_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -22,6 +22,7 @@ from dramatiq.middleware import Middleware
 from hub.config import Settings
 from hub.container import Container, build, outbound_clients
 from hub.retention import retention_clock
+from hub.routes import Publisher, kind
 from hub.sweeper import Sweeper, housekeeping_clock
 from hub.worker_metrics import WorkerMetrics
 
@@ -77,6 +78,16 @@ def start_worker(container: Container, threads: int) -> dramatiq.Worker:
     return worker
 
 
+def publish_routes(container: Container) -> Publisher:
+    """Tell the API which kinds this worker's routing table wants (hub/routes.py)."""
+    from handlers.routing import ROUTES
+
+    kinds = [kind(provider, type_) for provider, type_ in ROUTES]
+    publisher = Publisher(container.engine, kinds, container.settings.routes_refresh_s)
+    publisher.start()
+    return publisher
+
+
 class InProcessWorkers:
     """The embedded mode's workers: Dramatiq's own Worker over the in-memory broker."""
 
@@ -84,15 +95,19 @@ class InProcessWorkers:
         self._container = container
         self._threads = threads
         self._worker: dramatiq.Worker | None = None
+        self._publisher: Publisher | None = None
 
     def start(self) -> None:
         self._worker = start_worker(self._container, self._threads)
+        self._publisher = publish_routes(self._container)
 
     def stop(self) -> None:
         if self._worker is not None:
             # Unfinished events stay `processing` in the database and are swept at next start.
             self._worker.stop(timeout=10_000)
             self._container.metrics.counters.stop()
+        if self._publisher is not None:
+            self._publisher.stop()
 
 
 def _stop_on_signals() -> threading.Event:
@@ -118,6 +133,7 @@ def _child(threads: int) -> None:
     parent = os.getppid()
     container = build(Settings())
     worker = start_worker(container, threads)
+    publisher = publish_routes(container)
     # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.
     while not stopping.wait(1.0):
         if os.getppid() != parent:
@@ -126,6 +142,7 @@ def _child(threads: int) -> None:
     # Redis once this worker's heartbeat is stale, and its events are taken back by their
     # lease); fetched but unstarted ones go back to the Redis queue at once.
     worker.stop(timeout=STOP_MS)
+    publisher.stop()
     container.metrics.counters.stop()
     container.broker.close()
 

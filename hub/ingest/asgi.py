@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -37,8 +37,10 @@ class Ingress:
         endpoints: Mapping[str, Endpoint],
         committer: GroupCommitter,
         max_body_bytes: int,
+        *,
         limits: RateLimits | None = None,
         meter: m.IngressMeter | None = None,
+        wants: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.endpoints = dict(endpoints)
         self.committer = committer
@@ -47,6 +49,8 @@ class Ingress:
         # deliveries is shed with 429s. Verified deliveries never reach it.
         self.limits = limits
         self.meter = meter or m.IngressMeter(self.endpoints)
+        # Whether some worker routes (provider, type); other kinds are stored `ignored`.
+        self.wants = wants or _everything
         # One lookup per request finds the endpoint and its counters together.
         self._routes = {path: (ep, self.meter.meter(path)) for path, ep in self.endpoints.items()}
 
@@ -84,9 +88,9 @@ class Ingress:
             if delivery.challenge is not None:
                 outcome = m.CHALLENGE
                 return await _json(send, 200, {"challenge": delivery.challenge})
-            event = NewEvent(
-                delivery.provider, delivery.delivery_id, delivery.type, delivery.headers, body
-            )
+            provider, type_ = delivery.provider, delivery.type
+            routed = self.wants(provider, type_)
+            event = NewEvent(provider, delivery.delivery_id, type_, delivery.headers, body, routed)
             try:
                 stored = await self.committer.submit(event)
             except Exception:
@@ -149,6 +153,10 @@ async def _error(
 async def _limited(send: Send, verdict: Verdict) -> None:
     extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
     await _json(send, 429, {"error": "rate_limited", "reason": verdict.reason()}, extra)
+
+
+def _everything(provider: str, type_: str) -> bool:
+    return True
 
 
 def _client(scope: Scope) -> str:

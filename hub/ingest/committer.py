@@ -62,7 +62,12 @@ class GroupCommitter:
                 if not waiter.done():  # done: the sender hung up
                     waiter.set_exception(exc)
             return
-        fresh = [s.event_id for s in stored if not s.duplicate]
+        # Only new rows of routed kinds go to the queue; the rest were stored `ignored`.
+        fresh = [
+            s.event_id
+            for (ev, _), s in zip(batch, stored, strict=True)
+            if ev.routed and not s.duplicate
+        ]
         if fresh:
             self._on_stored(fresh)
         for (_, waiter), result in zip(batch, stored, strict=True):

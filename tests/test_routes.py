@@ -1,0 +1,148 @@
+"""Kinds no worker routes are stored `ignored` at ingest; a newly routed kind loses nothing.
+
+Workers publish their routing table to the database; the API reads it (hub/routes.py). The
+rolling-deploy case, an API that has not yet seen a kind a new worker routes, is run for
+real against PostgreSQL and Redis at the end."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+from starlette.testclient import TestClient
+
+from hub.batch_insert import BatchInsert, InsertPlan
+from hub.bootstrap import create_app
+from hub.config import Settings
+from hub.db import make_engine, write
+from hub.models import Status, utcnow
+from hub.routes import RouteTable, catch_up, publish, routes
+from hub.store import EventStore, NewEvent, attempts, events
+from tests.conftest import make_settings
+from tests.signing import github_request, stripe_event, stripe_request
+from tests.test_services import post, wait_for
+
+PING = {"zen": "Keep it logically awesome.", "hook_id": 1}
+
+
+def rows(engine: Engine) -> dict[str, tuple[str, int]]:
+    with engine.connect() as conn:
+        found = conn.execute(select(events.c.id, events.c.status, events.c.runs))
+        return {eid: (status, runs) for eid, status, runs in found}
+
+
+def attempt_count(engine: Engine, event_id: str) -> int:
+    with engine.connect() as conn:
+        return len(conn.execute(select(attempts.c.id).where(attempts.c.event_id == event_id)).all())
+
+
+def test_unrouted_kinds_are_stored_ignored_without_running_a_worker(sqlite_url):
+    settings = make_settings(sqlite_url)
+    engine = make_engine(sqlite_url)
+    with TestClient(create_app(settings)) as client:
+        unrouted = post(client, stripe_request(stripe_event("customer.updated"))).json()
+        routed = post(client, github_request("ping", PING)).json()
+        wait_for(lambda: rows(engine)[routed["event_id"]][0] == "processed", 10, "the ping")
+    found = rows(engine)
+    # runs == 0: no worker claimed it; the claim would have counted a run.
+    assert found[unrouted["event_id"]] == ("ignored", 0)
+    assert attempt_count(engine, unrouted["event_id"]) == 0
+    assert found[routed["event_id"]] == ("processed", 1)
+    with engine.connect() as conn:
+        published = set(conn.execute(select(routes.c.kind)).scalars())
+    assert {"github:ping", "stripe:payout.failed", "slack:block_actions"} <= published
+    assert "stripe:customer.updated" not in published
+    engine.dispose()
+
+
+def test_with_reloading_off_every_event_goes_through_the_queue(sqlite_url):
+    settings = make_settings(sqlite_url, routes_refresh_s=0)
+    engine = make_engine(sqlite_url)
+    with TestClient(create_app(settings)) as client:
+        unrouted = post(client, stripe_request(stripe_event("customer.updated"))).json()
+        wait_for(lambda: rows(engine)[unrouted["event_id"]] == ("ignored", 1), 10, "the claim")
+    engine.dispose()
+
+
+def test_an_api_that_knows_no_routes_yet_sends_everything_to_the_queue(sqlite_url):
+    engine = make_engine(sqlite_url)
+    table = RouteTable(engine, refresh_s=5)
+    table.start()
+    try:
+        assert table.wants("stripe", "customer.updated")  # empty table: nothing is known
+        publish(engine, ["github:ping"])
+        table.reload()
+        assert table.wants("github", "ping")
+        assert not table.wants("stripe", "customer.updated")
+    finally:
+        table.stop()
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    made = make_engine(url)
+    request.addfinalizer(made.dispose)
+    return made
+
+
+def _store(engine: Engine, kind: str, *, routed: bool, received_ago_s: float = 0) -> str:
+    """One event as the ingress stores it, received `received_ago_s` ago."""
+    provider, _, type_ = kind.partition(":")
+    event = NewEvent(provider, uuid.uuid4().hex, type_, {}, b"{}", routed)
+    now = utcnow() - timedelta(seconds=received_ago_s)
+    plan = InsertPlan.of([event], Status.QUEUED, now, now + timedelta(seconds=300))
+    with write(engine) as conn:
+        (eid,) = BatchInsert(engine.dialect.name)(conn, plan)
+    return eid
+
+
+def test_a_newly_routed_kind_takes_back_what_an_older_api_ignored_once(engine):
+    store = EventStore(engine)
+    publish(engine, ["github:ping"])  # the old release routes pings only
+    slipped = _store(engine, "stripe:payout.failed", routed=False)  # an API on the old set
+    before = _store(engine, "stripe:payout.failed", routed=False, received_ago_s=3600)
+    other = _store(engine, "stripe:customer.updated", routed=False)
+    by_worker = _store(engine, "stripe:payout.failed", routed=True)
+    store.claim([by_worker], routed=["github:ping"])  # an old worker ignored it: runs 1
+    assert catch_up(engine, timedelta(0)) == 0  # the old kinds were caught up before
+
+    publish(engine, ["github:ping", "stripe:payout.failed"])  # the new release starts
+    assert catch_up(engine, timedelta(seconds=60)) == 0  # APIs may still be reloading
+    assert catch_up(engine, timedelta(0)) == 1
+    found = rows(engine)
+    assert found[slipped] == ("received", 0)  # the sweeper hands it to a worker
+    # An hour before the kind was published, nothing routed it: it stays as it was.
+    assert found[before] == ("ignored", 0)
+    assert found[other] == ("ignored", 0)
+    assert found[by_worker] == ("ignored", 1)
+    assert slipped in store.sweep(untouched_since=None)
+    # Once per kind: a second pass (another worker) takes nothing back.
+    again = _store(engine, "stripe:payout.failed", routed=False)
+    assert catch_up(engine, timedelta(0)) == 0
+    assert rows(engine)[again] == ("ignored", 0)
+
+
+@pytest.fixture
+def prod_settings(prod_settings: Settings) -> Settings:
+    return prod_settings.model_copy(update={"routes_refresh_s": 1.0})
+
+
+@pytest.mark.services
+def test_a_rolling_deploy_that_adds_a_route_loses_no_event(prod_settings, hub_worker):
+    """The API runs on the old routing table (no `github:ping`) when a new worker starts: a
+    ping it stored `ignored` is processed after all, and later pings go straight through."""
+    engine = make_engine(prod_settings.database_url)
+    publish(engine, ["stripe:payout.failed"])
+    with TestClient(create_app(prod_settings)) as client:
+        early = post(client, github_request("ping", PING)).json()["event_id"]
+        assert rows(engine)[early] == ("ignored", 0)
+        hub_worker()
+        wait_for(lambda: rows(engine)[early] == ("processed", 1), 30, "the early ping")
+        late = post(client, github_request("ping", PING)).json()["event_id"]
+        wait_for(lambda: rows(engine)[late] == ("processed", 1), 30, "the late ping")
+    assert attempt_count(engine, early) == 1
+    engine.dispose()
