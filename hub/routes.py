@@ -110,6 +110,7 @@ class RouteTable:
     def wants(self, provider: str, type_: str) -> bool:
         """False only for a kind no worker has published; when in doubt, True."""
         kinds = self._kinds
+        # The format of `kind()`, inlined: this runs once per webhook.
         return kinds is None or f"{provider}:{type_}" in kinds
 
     def reload(self) -> None:
