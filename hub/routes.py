@@ -166,4 +166,5 @@ class Publisher:
                 catch_up(self._engine, self._settled)
                 self._done = True
         except Exception as exc:  # the database is down: the next tick tries again
-            log.warning("routes not published yet: %s: %s", type(exc).__name__, exc)
+            step = "publish" if self._published_at is None else "catch-up"
+            log.warning("routes %s failed, retrying: %s: %s", step, type(exc).__name__, exc)
