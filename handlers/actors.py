@@ -9,11 +9,11 @@ from typing import Any
 import dramatiq
 
 from handlers.context import WorkflowContext
-from handlers.effects import deliver_effects
-from handlers.housekeeping import keep_house
-from handlers.router import route_events
-from handlers.routing import ROUTES
-from hub.queue import DELIVER_ACTOR, HOUSEKEEPING_ACTOR, ROUTE_ACTOR
+from handlers.dispatch import route_events
+from handlers.outbox.deliver import deliver_effects
+from handlers.routing_table import ROUTES
+from handlers.upkeep.housekeeping import keep_house
+from hub.runtime.queue import DELIVER_ACTOR, HOUSEKEEPING_ACTOR, ROUTE_ACTOR
 
 
 def declare_actors(broker: dramatiq.Broker, ctx: WorkflowContext) -> dict[str, dramatiq.Actor]:  # type: ignore[type-arg]

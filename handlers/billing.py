@@ -2,14 +2,16 @@
 
 Each function takes a Stripe event object (`{"id", "type", "account"?, "livemode",
 "data": {"object": {...}}}`) and returns a Trigger or None. Amounts are in the currency's
-minor unit, as Stripe sends them; handlers.payload.format_amount shows them in major units."""
+minor unit, as Stripe sends them; handlers.triggers.payload.format_amount shows them in
+major units."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from handlers.payload import (
+from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.payload import (
     format_amount,
     opt_bool,
     opt_int,
@@ -18,7 +20,6 @@ from handlers.payload import (
     req_map,
     req_str,
 )
-from handlers.trigger import Change, Link, Severity, Trigger
 
 ACTOR = "stripe"
 DASHBOARD = "https://dashboard.stripe.com/"

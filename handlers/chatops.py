@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 
 from handlers.context import WorkflowContext
-from handlers.incidents import (
+from handlers.outbox.performers import view_of
+from handlers.triggers.apply import (
     StatusChange,
     apply_trigger,
     change_status,
@@ -18,10 +19,9 @@ from handlers.incidents import (
     owe,
     schedule_delivery,
 )
-from handlers.performers import view_of
-from handlers.trigger import Change, Severity, Trigger
-from handlers.workflows import load_payload
-from hub.db import write
+from handlers.triggers.model import Change, Severity, Trigger
+from handlers.triggers.workflow import load_payload
+from hub.runtime.db import write
 from integrations.slack_messages import BUTTON_ACTIONS, incident_list
 
 log = logging.getLogger(__name__)

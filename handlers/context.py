@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from hub.config import Settings
-from hub.limits import Limits, LocalLimits
-from hub.queue import EventQueue
-from hub.store import EventStore
-from hub.worker_metrics import WorkerMetrics
+from hub.events.store import EventStore
+from hub.observability.worker_metrics import WorkerMetrics
+from hub.ratelimits.outbound import Limits, LocalLimits
+from hub.runtime.queue import EventQueue
 
 if TYPE_CHECKING:  # only the type: the SDKs load where clients are built (hub.container)
     from integrations.github_api import IssueTracker

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from handlers.payload import first_line, github_actor, opt_bool, opt_int, opt_str, req_str
-from handlers.trigger import Change, Link, Severity, Trigger
+from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.payload import first_line, github_actor, opt_bool, opt_int, opt_str, req_str
 
 CI_FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 DEPLOY_FAILED = frozenset({"failure", "error"})

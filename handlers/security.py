@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from handlers.payload import (
+from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.payload import (
     first_line,
     github_actor,
     names,
@@ -21,7 +22,6 @@ from handlers.payload import (
     req_str,
     shorten,
 )
-from handlers.trigger import Change, Link, Severity, Trigger
 
 # Code scanning security_severity_level, and Dependabot / advisory severity ("moderate" is
 # the advisory database's word for "medium").

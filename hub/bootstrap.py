@@ -12,17 +12,17 @@ from starlette.types import ASGIApp
 
 from hub.config import Settings
 from hub.container import Container, build
-from hub.db import checkpointer, is_sqlite
+from hub.events.models import Status
+from hub.events.retention import retention_clock
+from hub.events.routed_kinds import RouteTable
+from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter, in_thread
 from hub.ingest.meter import IngressMeter
 from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
-from hub.models import Status
-from hub.queue import Enqueuer
-from hub.ratelimit import RateLimits
-from hub.retention import retention_clock
-from hub.routes import RouteTable
-from hub.sweeper import Sweeper, housekeeping_clock
+from hub.ratelimits.inbound import RateLimits
+from hub.runtime.db import checkpointer, is_sqlite
+from hub.runtime.queue import Enqueuer
 from hub.web.app import Service, build_api
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def create_app_from(container: Container) -> ASGIApp:
     enqueuer = Enqueuer(container.events, on_failure=store.requeue_soon)
     services.append(enqueuer)
     if container.embedded:
-        from hub.workers import InProcessWorkers
+        from hub.runtime.workers import InProcessWorkers
 
         services.append(InProcessWorkers(container, settings.worker_threads))
         services.append(

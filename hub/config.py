@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         env_prefix="HUB_", env_file=".env", extra="ignore", env_ignore_empty=True
     )
 
-    database_url: str = "sqlite:///./hub.db"
+    database_url: str = "sqlite:///./hub.runtime.db"
     redis_url: str | None = None
 
     stripe_webhook_secrets: SecretList = Field(default_factory=list)
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     effect_max_failures: int = 8
     effect_min_backoff_s: float = 2.0
 
-    # The hub's own health as incidents (handlers.selfhealth); a threshold of 0: no check.
+    # The hub's own health as incidents (handlers.upkeep.selfhealth); a threshold of 0: no check.
     health_check_interval_s: float = 30.0
     health_window_s: float = 900.0
     health_failed_events: int = 25  # failed within the window
@@ -102,8 +102,8 @@ class Settings(BaseSettings):
     requeue_received_after_s: float = 10.0
     requeue_queued_after_s: float = 300.0
     sweep_interval_s: float = 5.0
-    # How often the API reloads the kinds that workers route (hub/routes.py); any other kind
-    # is stored `ignored` at once instead of going through the queue. 0: everything goes
+    # How often the API reloads the kinds that workers route (hub/events/routed_kinds.py); any
+    # other kind is stored `ignored` at once instead of going through the queue. 0: everything goes
     # through the queue, and workers mark unrouted kinds `ignored` there.
     routes_refresh_s: float = 5.0
     # Dramatiq returns a dead worker's unacked messages once its heartbeat is this old and a

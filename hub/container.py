@@ -10,11 +10,11 @@ import dramatiq
 from sqlalchemy import Engine
 
 from hub.config import Settings
-from hub.db import make_engine
-from hub.limits import Limits, build_limits
-from hub.metrics import Metrics, build_metrics
-from hub.queue import EventQueue, build_broker
-from hub.store import EventStore, Timing
+from hub.events.store import EventStore, Timing
+from hub.observability.metrics import Metrics, build_metrics
+from hub.ratelimits.outbound import Limits, build_limits
+from hub.runtime.db import make_engine
+from hub.runtime.queue import EventQueue, build_broker
 from integrations.base import Endpoint
 from integrations.registry import build_endpoints
 

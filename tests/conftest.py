@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from hub.config import Settings
-from hub.migrate import upgrade
+from hub.runtime.migrate import upgrade
 from tests.fakes.slack import SlackServer
 from tests.signing import GITHUB_SECRET, SLACK_SECRET, STRIPE_SECRET
 
@@ -63,7 +63,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/hub.db"
+    url = f"sqlite:///{tmp_path}/hub.runtime.db"
     upgrade(url)
     return url
 

@@ -27,9 +27,9 @@ import redis
 from sqlalchemy import func, select
 
 from hub.config import Settings
-from hub.db import make_engine
-from hub.incident_models import Incident
-from hub.store import events
+from hub.events.store import events
+from hub.incidents.models import Incident
+from hub.runtime.db import make_engine
 from tests.conftest import settings_env
 from tests.fakes.http import Call, Reply
 from tests.fakes.slack import SlackServer

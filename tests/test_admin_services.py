@@ -14,10 +14,10 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.models import Status, utcnow
-from hub.retention import run_retention
-from hub.store import events
+from hub.events.models import Status, utcnow
+from hub.events.retention import run_retention
+from hub.events.store import events
+from hub.runtime.db import make_engine
 from tests.conftest import ADMIN_TOKEN, settings_env
 from tests.signing import stripe_event, stripe_request
 from tests.test_services import ROOT, counts, wait_for

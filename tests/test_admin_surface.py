@@ -16,11 +16,11 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.ids import new_event_id
-from hub.models import Status, utcnow
-from hub.retention import run_retention
-from hub.store import events
+from hub.events.ids import new_event_id
+from hub.events.models import Status, utcnow
+from hub.events.retention import run_retention
+from hub.events.store import events
+from hub.runtime.db import make_engine
 from tests.test_admin_api import TOKENS, make_settings, stripe_event, wait_settled
 from tests.test_incident_flow import wait_for
 

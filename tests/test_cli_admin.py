@@ -15,11 +15,11 @@ from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
-from hub.cli import main
+from hub.cli.main import main
 from hub.config import Settings
-from hub.db import make_engine
-from hub.models import Status
-from hub.store import events
+from hub.events.models import Status
+from hub.events.store import events
+from hub.runtime.db import make_engine
 from tests.handlers import payloads as p
 from tests.test_admin_api import TOKENS, make_settings, post_stripe, stripe_event, wait_settled
 from tests.test_incident_flow import wait_for

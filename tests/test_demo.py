@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import uvicorn
 
-from hub import cli
 from hub.bootstrap import create_app
+from hub.cli import main as cli
+from hub.cli.demo import ENV_VARS, FAILED_PAYMENTS
+from hub.cli.demo_payloads import SLACK_USER
 from hub.config import Settings
-from hub.demo import ENV_VARS, FAILED_PAYMENTS
-from hub.demo_payloads import SLACK_USER
-from hub.incident_models import Incident, TimelineEntry
-from hub.models import Event
+from hub.events.models import Event
+from hub.incidents.models import Incident, TimelineEntry
 from tests.conftest import settings_env
 from tests.test_incident_flow import rows
 

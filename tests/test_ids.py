@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from hub.ids import new_event_id
+from hub.events.ids import new_event_id
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

@@ -17,8 +17,8 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.incident_models import Effect, Incident
+from hub.incidents.models import Effect, Incident
+from hub.runtime.db import make_engine
 from tests.conftest import make_settings
 from tests.fakes.github import GitHubServer
 from tests.fakes.slack import SlackServer

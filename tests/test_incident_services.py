@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.incident_models import Incident
+from hub.incidents.models import Incident
+from hub.runtime.db import make_engine
 from tests.conftest import with_slack
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p

@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.store import events
+from hub.events.store import events
+from hub.runtime.db import make_engine
 from tests.conftest import make_settings
 from tests.signing import (
     GITHUB_SECRET,

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from hub.limits import LocalLimits, RedisLimits
+from hub.ratelimits.outbound import LocalLimits, RedisLimits
 
 
 def test_local_limits_space_calls_and_say_how_long_to_wait():

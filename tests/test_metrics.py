@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.incident_changes import effects, incidents
-from hub.store import events
-from hub.worker_metrics import RedisCounters, WorkerMetrics, build_counters
+from hub.events.store import events
+from hub.incidents.changes import effects, incidents
+from hub.observability.worker_metrics import RedisCounters, WorkerMetrics, build_counters
+from hub.runtime.db import make_engine
 from tests.conftest import make_settings
 from tests.fakes.github import GitHubServer
 from tests.handlers import payloads as p

@@ -8,8 +8,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from hub import admin_models, incident_models, models  # noqa: F401  (register the tables)
-from hub.db import make_engine
+from hub.admin import models as admin_models  # noqa: F401  (register the tables)
+from hub.events import models  # noqa: F401
+from hub.incidents import models as incident_models  # noqa: F401
+from hub.runtime.db import make_engine
 
 
 @pytest.mark.parametrize("database", ["sqlite_url", "postgres_url"])

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
-from hub.db import make_engine
-from hub.models import Status
-from hub.store import EventStore, NewEvent, events
+from hub.events.models import Status
+from hub.events.store import EventStore, NewEvent, events
+from hub.runtime.db import make_engine
 
 
 def test_events_left_queued_by_a_dead_process_run_at_next_start(settings):

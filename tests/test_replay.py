@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.incident_models import Effect, Incident
-from hub.models import Event
+from hub.events.models import Event
+from hub.incidents.models import Effect, Incident
+from hub.runtime.db import make_engine
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p

@@ -10,11 +10,11 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
 from handlers.context import Workflow, WorkflowContext
-from handlers.router import backoff_ms, route_events
+from handlers.dispatch import backoff_ms, route_events
 from hub.config import Settings
-from hub.db import make_engine
-from hub.queue import EventQueue
-from hub.store import EventStore, NewEvent, attempts, events
+from hub.events.store import EventStore, NewEvent, attempts, events
+from hub.runtime.db import make_engine
+from hub.runtime.queue import EventQueue
 
 
 @pytest.fixture

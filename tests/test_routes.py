@@ -1,8 +1,8 @@
 """Kinds no worker routes are stored `ignored` at ingest; a newly routed kind loses nothing.
 
-Workers publish their routing table to the database; the API reads it (hub/routes.py). The
-rolling-deploy case, an API that has not yet seen a kind a new worker routes, is run for
-real against PostgreSQL and Redis at the end."""
+Workers publish their routing table to the database; the API reads it
+(hub/events/routed_kinds.py). The rolling-deploy case, an API that has not yet seen a kind a
+new worker routes, is run for real against PostgreSQL and Redis at the end."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
-from hub.batch_insert import BatchInsert, InsertPlan
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine, write
-from hub.models import Status, utcnow
-from hub.routes import RouteTable, catch_up, publish, routes
-from hub.store import EventStore, NewEvent, attempts, events
+from hub.events.batch_insert import BatchInsert, InsertPlan
+from hub.events.models import Status, utcnow
+from hub.events.routed_kinds import RouteTable, catch_up, publish, routes
+from hub.events.store import EventStore, NewEvent, attempts, events
+from hub.runtime.db import make_engine, write
 from tests.conftest import make_settings
 from tests.signing import github_request, stripe_event, stripe_request
 from tests.test_services import post, wait_for

@@ -12,10 +12,10 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.db import make_engine
-from hub.ids import new_event_id
-from hub.models import Status, utcnow
-from hub.store import events
+from hub.events.ids import new_event_id
+from hub.events.models import Status, utcnow
+from hub.events.store import events
+from hub.runtime.db import make_engine
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p

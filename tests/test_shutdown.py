@@ -33,11 +33,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
-from hub.cli import GRACEFUL_SHUTDOWN_S
+from hub.cli.main import GRACEFUL_SHUTDOWN_S
 from hub.config import Settings
-from hub.db import make_engine
-from hub.store import events
-from hub.workers import STOP_MS
+from hub.events.store import events
+from hub.runtime.db import make_engine
+from hub.runtime.workers import STOP_MS
 from tests.conftest import make_settings, settings_env
 from tests.signing import github_request, stripe_event, stripe_request
 from tests.test_services import counts, wait_for

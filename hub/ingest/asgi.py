@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hub.events.store import NewEvent
 from hub.ingest import meter as m
 from hub.ingest.committer import GroupCommitter
-from hub.ratelimit import RateLimits, Verdict
-from hub.store import NewEvent
+from hub.ratelimits.inbound import RateLimits, Verdict
 from integrations.base import Endpoint, InboundError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from hub.store import NewEvent, Stored
+from hub.events.store import NewEvent, Stored
 
 MAX_BATCH = 500
 

@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import make_url
 
-from hub.batch_insert import PG_EXISTING, InsertPlan, pg_existing_params
-from hub.models import Status
-from hub.store import NewEvent, Stored
+from hub.events.batch_insert import PG_EXISTING, InsertPlan, pg_existing_params
+from hub.events.models import Status
+from hub.events.store import NewEvent, Stored
 
 log = logging.getLogger(__name__)
 

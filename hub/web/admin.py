@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from hub.queries import AttemptRow, BadCursor, EventFilter, EventQueries, EventRow, StoredEvent
-from hub.tokens import Scope
+from hub.admin.tokens import Scope
+from hub.events.queries import (
+    AttemptRow,
+    BadCursor,
+    EventFilter,
+    EventQueries,
+    EventRow,
+    StoredEvent,
+)
 from hub.web.auth import AdminAuth
 from hub.web.common import INVALID, admin_router, errors
 from hub.web.schemas import (

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from hub import audit
-from hub.incident_changes import StatusChange, change_status
-from hub.incident_queries import (
+from hub.admin import audit
+from hub.admin.tokens import Scope
+from hub.incidents.changes import StatusChange, change_status
+from hub.incidents.queries import (
     IncidentDetail,
     IncidentFilter,
     IncidentRow,
     get_incident,
     list_incidents,
 )
-from hub.tokens import Scope
 from hub.web.admin_schemas import (
     IncidentChange,
     IncidentChangeOut,

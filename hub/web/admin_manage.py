@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from hub import audit
-from hub.retention import run_retention
-from hub.tokens import Scope, TokenError, TokenInfo, TokenStore, parse_scopes
+from hub.admin import audit
+from hub.admin.tokens import Scope, TokenError, TokenInfo, TokenStore, parse_scopes
+from hub.events.retention import run_retention
 from hub.web.admin_schemas import (
     AuditOut,
     AuditPage,

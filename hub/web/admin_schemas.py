@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool
 
-from hub.models import Status
-from hub.tokens import Scope
+from hub.admin.tokens import Scope
+from hub.events.models import Status
 from hub.web.schemas import IsoDateTime, UTCDateTime
 
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]

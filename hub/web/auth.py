@@ -18,8 +18,8 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from hub.ratelimit import RateLimits
-from hub.tokens import ALL_SCOPES, Scope, TokenStore
+from hub.admin.tokens import ALL_SCOPES, Scope, TokenStore
+from hub.ratelimits.inbound import RateLimits
 from hub.web.schemas import ApiError
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from hub.db import ping
-from hub.metrics import CONTENT_TYPE
+from hub.observability.metrics import CONTENT_TYPE
+from hub.runtime.db import ping
 
 if TYPE_CHECKING:
     from hub.container import Container

@@ -19,8 +19,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from hub.models import Status, as_utc
-from hub.queries import MAX_LIMIT
+from hub.events.models import Status, as_utc
+from hub.events.queries import MAX_LIMIT
 
 
 def _iso_utc(value: datetime) -> str:

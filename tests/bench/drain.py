@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from hub.config import Settings  # noqa: E402
 from hub.container import build  # noqa: E402
-from hub.migrate import upgrade  # noqa: E402
-from hub.models import Status  # noqa: E402
-from hub.store import NewEvent  # noqa: E402
+from hub.events.models import Status  # noqa: E402
+from hub.events.store import NewEvent  # noqa: E402
+from hub.runtime.migrate import upgrade  # noqa: E402
 from tests.handlers import payloads  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -66,9 +66,9 @@ end
 
 
 # The commonest Stripe webhook, which no workflow handles: the hub stores it `ignored` at once
-# (hub/routes.py), so this measures verify, store, answer. `--hub-env HUB_ROUTES_REFRESH_S=0`
-# sends it through the queue and a worker as well, the way a routed kind goes. (Workflows have
-# their own benchmarks, tests/bench/drain.py and incidents.py.)
+# (hub/events/routed_kinds.py), so this measures verify, store, answer.
+# `--hub-env HUB_ROUTES_REFRESH_S=0` sends it through the queue and a worker as well, the way
+# a routed kind goes. (Workflows have their own benchmarks, tests/bench/drain.py and incidents.py.)
 EVENT: dict[str, Any] = {
     "id": "@ID@",
     "object": "event",

@@ -23,10 +23,10 @@ from hypothesis import settings
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub import demo_payloads
 from hub.bootstrap import create_app
+from hub.cli import demo_payloads
 from hub.config import Settings
-from hub.migrate import upgrade
+from hub.runtime.migrate import upgrade
 from tests.signing import GITHUB_SECRET, SLACK_SECRET, STRIPE_SECRET
 
 pytestmark = pytest.mark.fuzz
@@ -71,7 +71,7 @@ class Seeded:
 
 
 def make_settings(tmp_path: Path, *, migrate: bool = True) -> Settings:
-    url = f"sqlite:///{tmp_path}/hub.db"
+    url = f"sqlite:///{tmp_path}/hub.runtime.db"
     if migrate:
         upgrade(url)
     return Settings(

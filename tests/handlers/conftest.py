@@ -11,11 +11,11 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
 from handlers.context import WorkflowContext
-from handlers.incidents import effects, incidents, timeline
+from handlers.triggers.apply import effects, incidents, timeline
 from hub.config import Settings
-from hub.db import make_engine
-from hub.queue import EventQueue
-from hub.store import EventStore, NewEvent
+from hub.events.store import EventStore, NewEvent
+from hub.runtime.db import make_engine
+from hub.runtime.queue import EventQueue
 
 
 @pytest.fixture

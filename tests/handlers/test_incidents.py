@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from handlers import billing, delivery
 from handlers.context import WorkflowContext
-from handlers.incidents import StatusChange, change_status
-from handlers.workflows import incident_workflow
+from handlers.triggers.apply import StatusChange, change_status
+from handlers.triggers.workflow import incident_workflow
 from tests.handlers import payloads as p
 from tests.handlers.conftest import all_incidents, effects_of, store_event, timeline_of
 

@@ -12,14 +12,14 @@ from handlers.billing import (
     resolve_dispute_incident,
 )
 from handlers.delivery import track_ci_on_default_branch, track_deploy_status
-from handlers.payload import PayloadError, format_amount, names, opt_int, opt_ref, opt_str
 from handlers.security import (
     mirror_incident_issue,
     open_code_scanning_incident,
     open_secret_leak_incident,
     open_vulnerable_dependency_incident,
 )
-from handlers.trigger import Change, Link, Severity, Trigger
+from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.payload import PayloadError, format_amount, names, opt_int, opt_ref, opt_str
 from tests.handlers import payloads as p
 
 

@@ -1,0 +1,250 @@
+"""One function per kind of side effect: what to call, under which limits, and how to tell
+whether a call that may have happened already did (`crashed`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from handlers.context import WorkflowContext
+from hub.events.models import as_utc
+from integrations.outbound import Permanent, RateLimited
+from integrations.slack_messages import IncidentView, incident_message, thread_note
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Done:
+    incident_values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+Perform = Callable[[WorkflowContext, Any, Any, bool], "Done | Wait"]
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _called(
+    ctx: WorkflowContext,
+    target: str,
+    method: str,
+    call: Callable[P, T],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """`call(*args, **kwargs)`, counted by target and method. Counted here rather than in
+    the clients, which stay free of the hub; a lookup that pages counts once."""
+    ctx.metrics.call(target, method)
+    try:
+        return call(*args, **kwargs)
+    except RateLimited:
+        ctx.metrics.rate_limited(target, method)
+        raise
+
+
+def view_of(ctx: WorkflowContext, incident: Any) -> IncidentView:
+    issue_url = None
+    if ctx.github is not None and incident.github_issue:
+        issue_url = ctx.github.issue_url(incident.github_issue)
+    return IncidentView(
+        id=incident.id,
+        title=incident.title,
+        severity=incident.severity,
+        status=incident.status,
+        summary=incident.summary,
+        links=tuple((link["label"], link["url"]) for link in incident.links or ()),
+        occurrences=incident.occurrences,
+        first_seen=as_utc(incident.first_seen),
+        last_seen=as_utc(incident.last_seen),
+        acknowledged_by=incident.acknowledged_by,
+        resolved_by=incident.resolved_by,
+        github_issue_url=issue_url,
+    )
+
+
+def _slot(ctx: WorkflowContext, *keys: tuple[str, float]) -> Wait | None:
+    """Take a slot under every key, narrowest first (so a busy channel does not spend the
+    workspace's budget), or say how long to wait."""
+    for key, spacing in keys:
+        wait = ctx.limits.reserve(key, spacing)
+        if wait > 0:
+            return Wait(wait)
+    return None
+
+
+def _post_slot(ctx: WorkflowContext, channel: str) -> Wait | None:
+    # chat.postMessage: about one a second per channel, and a workspace-wide allowance.
+    s = ctx.settings
+    return _slot(
+        ctx,
+        (f"slack:channel:{channel}", s.slack_channel_interval_s),
+        ("slack:posts", 60.0 / s.slack_workspace_per_minute),
+    )
+
+
+def _update_slot(ctx: WorkflowContext, ts: str) -> Wait | None:
+    # chat.update is Slack's tier 3 (about 50 a minute for the app): its own budget, so that
+    # count updates never delay the post announcing a new incident.
+    s = ctx.settings
+    return _slot(
+        ctx,
+        (f"slack:message:{ts}", s.slack_channel_interval_s),
+        ("slack:updates", 60.0 / s.slack_updates_per_minute),
+    )
+
+
+def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    if incident.slack_ts:
+        return Done()
+    text, blocks = incident_message(view_of(ctx, incident))
+    slack = ctx.slack
+    if slack is None:
+        log.info("[slack %s] %s", ctx.settings.slack_incident_channel, text)
+        return Done()
+    channel = ctx.settings.slack_incident_channel
+    marker = f"post:{incident.id}"
+    if crashed:
+        # Reading history needs the channel's id, where posting takes its name as well.
+        channel_id = slack.channel_id(channel)
+        found = _called(
+            ctx, "slack", "conversations.history", slack.find_posted, channel_id, marker
+        )
+        if found is not None:
+            return Done({"slack_channel": found.channel_id, "slack_ts": found.ts})
+    if wait := _post_slot(ctx, channel):
+        return wait
+    posted = _called(
+        ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks, marker=marker
+    )
+    return Done({"slack_channel": posted.channel_id, "slack_ts": posted.ts})
+
+
+def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    text, blocks = incident_message(view_of(ctx, incident))
+    slack = ctx.slack
+    if slack is None:
+        log.info("[slack update %s] %s", incident.id, text)
+        return Done()
+    if not incident.slack_ts:
+        raise Permanent("the incident has no Slack message to update (its post failed)")
+    if wait := _update_slot(ctx, incident.slack_ts):
+        return wait
+    channel, ts = incident.slack_channel, incident.slack_ts
+    _called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
+    return Done()
+
+
+def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    text, blocks = thread_note(effect.payload["text"])
+    slack = ctx.slack
+    if slack is None:
+        log.info("[slack thread %s] %s", incident.id, text)
+        return Done()
+    if not incident.slack_ts:
+        raise Permanent("the incident has no Slack message to reply to (its post failed)")
+    channel, ts, marker = incident.slack_channel, incident.slack_ts, f"reply:{effect.dedupe}"
+    if crashed:
+        find = slack.find_posted
+        found = _called(ctx, "slack", "conversations.replies", find, channel, marker, thread_ts=ts)
+        if found is not None:
+            return Done()
+    if wait := _post_slot(ctx, channel):
+        return wait
+    post = slack.post
+    _called(
+        ctx, "slack", "chat.postMessage", post, channel, text, blocks, marker=marker, thread_ts=ts
+    )
+    return Done()
+
+
+def respond(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    """A slash command's answer, through its response_url (ephemeral, not rate limited by
+    channel: Slack allows five responses per command within 30 minutes)."""
+    payload, slack = effect.payload, ctx.slack
+    if slack is None:
+        log.info("[slack response] %s", payload["message"].get("text", ""))
+        return Done()
+    _called(
+        ctx, "slack", "response_url", slack.respond, payload["response_url"], payload["message"]
+    )
+    return Done()
+
+
+def _github_slot(ctx: WorkflowContext) -> Wait | None:
+    wait = ctx.limits.reserve("github", 60.0 / ctx.settings.github_per_minute)
+    return Wait(wait) if wait > 0 else None
+
+
+def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    tracker = ctx.github
+    if tracker is None or incident.github_issue:
+        return Done()
+    marker = f"incident:{incident.id}"
+    found = _called(ctx, "github", "issues.list", tracker.find, marker) if crashed else None
+    if found is not None:
+        return Done({"github_issue": found})
+    if wait := _github_slot(ctx):
+        return wait
+    title = f"[{incident.severity.upper()}] {incident.title}"
+    links = "\n".join(f"- [{link['label']}]({link['url']})" for link in incident.links or ())
+    body = (
+        f"{incident.summary}\n\n{links}\n\nOpened by the webhook hub as incident `{incident.id}`."
+    )
+    number = _called(
+        ctx, "github", "issues.create", tracker.create, title, body, ["incident"], marker=marker
+    )
+    return Done({"github_issue": number})
+
+
+def comment_on_issue(
+    ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
+) -> Done | Wait:
+    tracker = ctx.github
+    if tracker is None:
+        return Done()
+    if not incident.github_issue:
+        raise Permanent("the incident has no GitHub issue to comment on (its creation failed)")
+    number, marker = incident.github_issue, f"comment:{effect.dedupe}"
+    if crashed and _called(
+        ctx, "github", "issues.comments.list", tracker.has_comment, number, marker
+    ):
+        return Done()
+    if wait := _github_slot(ctx):
+        return wait
+    body = effect.payload["body"]
+    _called(ctx, "github", "issues.comments.create", tracker.comment, number, body, marker=marker)
+    return Done()
+
+
+def set_issue_state(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    tracker = ctx.github
+    if tracker is None or not incident.github_issue:
+        return Done()
+    if wait := _github_slot(ctx):
+        return wait
+    change = tracker.close if effect.payload["state"] == "closed" else tracker.reopen
+    _called(ctx, "github", "issues.update", change, incident.github_issue)
+    return Done()
+
+
+PERFORMERS: dict[str, Perform] = {
+    "slack.post": post_message,
+    "slack.update": update_message,
+    "slack.reply": reply_in_thread,
+    "slack.respond": respond,
+    "github.issue": open_issue,
+    "github.comment": comment_on_issue,
+    "github.state": set_issue_state,
+}
+
+
+def performer_for(kind: str) -> Perform:
+    return PERFORMERS[kind]

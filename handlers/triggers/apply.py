@@ -1,0 +1,213 @@
+"""Events applied to incidents: open one, add an occurrence, or resolve, once per event.
+
+The state changes and their outbox live in `hub.incidents.changes`, shared with the admin API;
+this module adds what only the workers do (turn a trigger into a change)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from handlers.context import WorkflowContext
+from handlers.triggers.model import Change, Trigger
+from hub.events.ids import new_incident_id
+from hub.events.models import as_utc, utcnow
+from hub.incidents import changes as incident_changes
+from hub.incidents.changes import (
+    TRANSITIONS,
+    WORDS,
+    Outcome,
+    StatusChange,
+    effects,
+    incidents,
+    locked,
+    owe,
+    rearm,
+    record,
+    timeline,
+    transition,
+)
+from hub.incidents.models import IncidentEvent, IncidentStatus
+from hub.runtime.db import write
+
+log = logging.getLogger(__name__)
+
+incident_events: Table = IncidentEvent.__table__  # type: ignore[attr-defined]
+
+__all__ = [
+    "TRANSITIONS",
+    "WORDS",
+    "Outcome",
+    "StatusChange",
+    "apply_trigger",
+    "change_status",
+    "effects",
+    "incidents",
+    "owe",
+    "rearm",
+    "schedule_delivery",
+    "timeline",
+]
+
+
+def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
+    """Open, add to or resolve the incident for `trigger.key`, once per event."""
+    for attempt in (1, 2):
+        try:
+            with write(ctx.engine) as conn:
+                outcome = _apply(conn, ctx, event_id, trigger)
+            break
+        except IntegrityError:
+            # Another worker opened the same key (or applied the same event) concurrently:
+            # the second pass sees its row and adds to it, or finds the event applied.
+            if attempt == 2:
+                raise
+    if outcome.deliver and outcome.incident_id:
+        schedule_delivery(ctx, outcome.incident_id)
+    return outcome
+
+
+def change_status(ctx: WorkflowContext, incident_id: str, change: StatusChange) -> Outcome:
+    """Acknowledge, resolve or reopen, as a button or a command asks."""
+    github = ctx.github is not None
+    return incident_changes.change_status(ctx.engine, ctx.queue, incident_id, change, github=github)
+
+
+def schedule_delivery(ctx: WorkflowContext, incident_id: str | None, delay_s: float = 0) -> None:
+    incident_changes.schedule_delivery(ctx.queue, incident_id, delay_s)
+
+
+def _apply(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
+    sql = _sql()
+    if (done := conn.execute(sql.seen, {"p_event": event_id}).scalar()) is not None:
+        return Outcome(done, False, None, "event already applied")
+    live = conn.execute(sql.live, {"p_key": trigger.key}).first()
+    if trigger.change == Change.RESOLVE:
+        if live is None:
+            return Outcome(None, False, None, "nothing open to resolve")
+        _link(conn, live.id, event_id)
+        change = StatusChange("resolved", trigger.actor, event_id, trigger.note)
+        return transition(conn, live, change, github=ctx.github is not None)
+    if live is not None:
+        _link(conn, live.id, event_id)
+        return _add_occurrence(conn, live, trigger, event_id)
+    return _open(conn, ctx, event_id, trigger)
+
+
+def raise_or_clear(
+    ctx: WorkflowContext, trigger: Trigger, cause: str, *, quiet_for_s: float = 0.0
+) -> Outcome:
+    """For conditions the hub sees in itself: open the incident for `trigger.key` if none is
+    live; while it stays breached, only note when it was last seen (no message update per
+    check); resolve it once it has been clear for `quiet_for_s`, so a condition hovering at
+    its threshold does not open and resolve an incident at every check."""
+    now = utcnow()
+    with write(ctx.engine) as conn:
+        live = locked(conn, (incidents.c.key == trigger.key) & (incidents.c.status != "resolved"))
+        if trigger.change == Change.RESOLVE:
+            if live is None or (now - as_utc(live.last_seen)).total_seconds() < quiet_for_s:
+                return Outcome(live.id if live else None, False, None, "not clear for long")
+            change = StatusChange("resolved", trigger.actor, cause, trigger.note)
+            outcome = transition(conn, live, change, github=ctx.github is not None)
+        elif live is not None:
+            seen = update(incidents).where(incidents.c.id == live.id).values(last_seen=now)
+            conn.execute(seen)
+            return Outcome(live.id, False, live.status, "still breached")
+        else:
+            outcome = _open(conn, ctx, cause, trigger, event=False)
+    if outcome.deliver and outcome.incident_id:
+        schedule_delivery(ctx, outcome.incident_id)
+    return outcome
+
+
+def _link(conn: Connection, incident_id: str, event_id: str) -> None:
+    row = {"event_id": event_id, "incident_id": incident_id, "at": utcnow()}
+    conn.execute(_sql().link, row)
+
+
+def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str) -> Outcome:
+    sql = _sql()
+    params: dict[str, Any] = {"p_id": row.id, "p_now": utcnow()}
+    if trigger.summary:  # the latest occurrence says most, when it says anything
+        conn.execute(sql.occurrence_summary, params | {"p_summary": trigger.summary})
+    else:
+        conn.execute(sql.occurrence, params)
+    # Coalesced: one pending message update, however many occurrences arrive meanwhile.
+    deliver = rearm(conn, row.id, "slack.update", f"slack.update:{row.id}", cause=event_id)
+    return Outcome(row.id, True, row.status, "occurrence added", deliver)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    seen: Any
+    live: Any
+    link: Any
+    occurrence: Any
+    occurrence_summary: Any
+
+
+@functools.cache
+def _sql() -> _Statements:
+    """The statements every occurrence runs, built once: building a SQLAlchemy statement
+    costs more Python than running it, and a burst of occurrences made the worker CPU-bound
+    on exactly that."""
+    occurrence = update(incidents).where(incidents.c.id == bindparam("p_id"))
+    counted = {
+        "occurrences": incidents.c.occurrences + 1,
+        "last_seen": bindparam("p_now"),
+        "updated_at": bindparam("p_now"),
+        "revision": incidents.c.revision + 1,
+    }
+    live = (incidents.c.key == bindparam("p_key")) & (incidents.c.status != "resolved")
+    return _Statements(
+        seen=select(incident_events.c.incident_id).where(
+            incident_events.c.event_id == bindparam("p_event")
+        ),
+        # FOR UPDATE on PostgreSQL (as `locked`); SQLite has one writer anyway.
+        live=select(incidents).where(live).with_for_update(),
+        link=insert(incident_events),
+        occurrence=occurrence.values(**counted),
+        occurrence_summary=occurrence.values(**counted, summary=bindparam("p_summary")),
+    )
+
+
+def _open(
+    conn: Connection, ctx: WorkflowContext, cause: str, trigger: Trigger, *, event: bool = True
+) -> Outcome:
+    """Open an incident for `trigger`. `cause` names what opened it: a stored event (linked
+    to the incident, and failed if a Slack call it owes dies) or, with `event=False`, the
+    hub itself (a health check)."""
+    event_id = cause if event else None
+    now = utcnow()
+    incident_id = new_incident_id()
+    conn.execute(
+        insert(incidents),
+        {
+            "id": incident_id,
+            "key": trigger.key,
+            "title": trigger.title[:300],
+            "severity": trigger.severity,
+            "status": IncidentStatus.OPEN,
+            "summary": trigger.summary,
+            "links": [{"label": link.label, "url": link.url} for link in trigger.links],
+            "source": trigger.key.partition(":")[0],
+            "occurrences": 1,
+            "first_seen": now,
+            "last_seen": now,
+            "updated_at": now,
+            "revision": 0,
+        },
+    )
+    if event_id is not None:
+        _link(conn, incident_id, event_id)
+    record(conn, incident_id, actor=trigger.actor, action="opened", detail=trigger.title,
+           dedupe=cause)  # fmt: skip
+    owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id)
+    if ctx.github is not None:
+        owe(conn, incident_id, "github.issue", f"github.issue:{incident_id}", cause=event_id)
+    return Outcome(incident_id, True, IncidentStatus.OPEN, "opened", deliver=True)

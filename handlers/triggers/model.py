@@ -1,0 +1,45 @@
+"""What one event says about an incident, decided from its payload alone.
+
+A trigger function (in billing, delivery, security) reads a decoded payload and returns a
+Trigger or None; the workflow applies it (handlers.triggers.apply). Keeping the decision a pure
+function of the payload makes the catalogue testable without a database or Slack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    SEV1 = "sev1"  # customer money or production down: page now
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"  # informational
+
+
+class Change(StrEnum):
+    OPEN = "open"  # open an incident for `key`, or add an occurrence to the open one
+    RESOLVE = "resolve"  # resolve the open incident for `key`, if there is one
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    change: Change
+    # Grouping key: events with the same key while an incident is open add occurrences.
+    # Namespaced by source, e.g. "stripe:dispute:dp_123", "github:ci:octo/app:CI".
+    key: str
+    # Who or what caused the change, for the timeline: "stripe", "github:octocat".
+    actor: str
+    # Only used when the change opens an incident (ignored for RESOLVE).
+    title: str = ""
+    severity: Severity = Severity.SEV3
+    summary: str = ""
+    links: tuple[Link, ...] = field(default_factory=tuple)
+    # One line for the timeline / thread, e.g. "CI passed again on main (run #42)".
+    note: str = ""

@@ -1,0 +1,276 @@
+"""Every write the event lifecycle makes. Statements are batched: the hot path and the workers
+call these with many ids at once, and each call is one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from hub.events.batch_insert import BatchInsert, InsertPlan, NewEvent, Stored
+from hub.events.models import ACTIVE, Attempt, Event, Status, utcnow
+from hub.runtime.db import write
+
+# NewEvent and Stored live with the insert that makes them; the store's callers import them here.
+__all__ = ["AttemptRecord", "Claimed", "EventStore", "NewEvent", "Stored", "Timing"]
+
+events: Table = Event.__table__  # type: ignore[attr-defined]
+attempts: Table = Attempt.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: str
+    provider: str
+    type: str
+    runs: int
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    workflow: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # "ok" | "error"
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long an event may sit in each active state before the sweeper takes it back."""
+
+    received_s: float = 10.0
+    queued_s: float = 300.0
+    lease_s: float = 30.0
+
+
+@dataclass
+class EventStore:
+    engine: Engine
+    timing: Timing = field(default_factory=Timing)
+
+    def __post_init__(self) -> None:
+        # Statements are built once: constructing SQLAlchemy expressions per call costs more
+        # than running them. `p_*` are the bound values.
+        if self.engine.dialect.name == "postgresql":
+            # One array parameter: the same statement text for any number of ids, so the
+            # driver and the server parse and plan it once.
+            listed: Any = events.c.id == any_(bindparam("p_ids", type_=ARRAY(String)))
+        else:
+            listed = events.c.id.in_(bindparam("p_ids", expanding=True))
+        ids = _locked(listed, skip=False)
+        # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
+        # delivery even when two copies race in from different processes.
+        self._insert = BatchInsert(self.engine.dialect.name)
+        self._existing = select(events.c.provider, events.c.delivery_id, events.c.id).where(
+            tuple_(events.c.provider, events.c.delivery_id).in_(bindparam("p_keys", expanding=True))
+        )
+        moved: dict[str, Any] = {
+            "updated_at": bindparam("p_now"),
+            "deadline": bindparam("p_deadline"),
+        }
+        self._mark_queued = (
+            update(events)
+            # SKIP LOCKED: a row a worker holds is already past `received`.
+            .where(
+                events.c.id.in_(_locked(listed, skip=True)),
+                events.c.status == Status.RECEIVED,
+            )
+            .values(status=Status.QUEUED, **moved)
+        )
+        self._requeue_soon = (
+            update(events)
+            .where(events.c.id.in_(ids), events.c.status == Status.QUEUED)
+            .values(status=Status.RECEIVED, **moved)
+        )
+        # `status || ''` keeps the planner on the primary key: given a bare status test,
+        # SQLite walks the status index over the whole backlog instead.
+        claimable = or_(
+            (events.c.status + "").in_([Status.RECEIVED, Status.QUEUED]),
+            and_(events.c.status + "" == Status.PROCESSING, events.c.deadline < bindparam("p_now")),
+        )
+        claim = update(events).where(events.c.id.in_(ids), claimable)
+        took = (events.c.id, events.c.provider, events.c.type, events.c.runs, events.c.status)
+        self._claim_all = claim.values(status=Status.PROCESSING, runs=events.c.runs + 1, **moved)
+        self._claim_all = self._claim_all.returning(*took)
+        # An event no workflow wants goes straight to `ignored` in the same UPDATE: most
+        # webhooks need nothing done, and one row version per event is half the writes.
+        kind = events.c.provider + ":" + events.c.type
+        if self.engine.dialect.name == "postgresql":
+            routed: Any = kind == any_(bindparam("p_routed", type_=ARRAY(String)))
+        else:
+            routed = kind.in_(bindparam("p_routed", expanding=True))
+        self._claim_routed = claim.values(
+            status=case((routed, Status.PROCESSING), else_=Status.IGNORED),
+            runs=events.c.runs + 1,
+            updated_at=bindparam("p_now"),
+            deadline=case((routed, bindparam("p_deadline")), else_=None),
+        ).returning(*took)
+        self._settle = (
+            update(events)
+            .where(events.c.id.in_(ids), events.c.status == Status.PROCESSING)
+            .values(status=bindparam("p_status"), last_error=bindparam("p_error"), **moved)
+        )
+        self._sweep = {
+            by_deadline: self._sweep_statement(by_deadline, moved) for by_deadline in (True, False)
+        }
+
+    def _sweep_statement(self, by_deadline: bool, moved: dict[str, Any]) -> Any:
+        cutoff: Any = bindparam("p_cutoff")
+        due = events.c.deadline < cutoff if by_deadline else events.c.updated_at < cutoff
+        overdue = and_(due, events.c.status.in_(ACTIVE))
+        limit = bindparam("p_limit", type_=Integer)
+        return (
+            update(events)
+            .where(events.c.id.in_(_locked(overdue, skip=True, limit=limit)), overdue)
+            .values(status=Status.RECEIVED, **moved)
+            .returning(events.c.id)
+        )
+
+    def insert(self, batch: Sequence[NewEvent], status: Status = Status.RECEIVED) -> list[Stored]:
+        """Store a batch in one transaction; the answer for each item, in order.
+
+        `queued` is for an in-memory queue, which cannot fail apart from this process: the
+        events go straight to it after the commit, and `recover` takes them back at start."""
+        plan = self.plan_insert(batch, status)
+        with write(self.engine) as conn:
+            inserted = self._insert(conn, plan)
+            missing = plan.missing(inserted)
+            existing = {}
+            if missing:
+                found = conn.execute(self._existing, {"p_keys": missing})
+                existing = {(p, d): i for p, d, i in found}
+        return plan.answers(inserted, existing)
+
+    def plan_insert(self, batch: Sequence[NewEvent], status: Status) -> InsertPlan:
+        """The rows a batch becomes; shared by this sync path and the ingress's async one."""
+        now = utcnow()
+        wait = self.timing.received_s if status == Status.RECEIVED else self.timing.queued_s
+        return InsertPlan.of(batch, status, now, now + timedelta(seconds=wait))
+
+    def mark_queued(self, ids: Sequence[str]) -> None:
+        now = utcnow()
+        deadline = now + timedelta(seconds=self.timing.queued_s)
+        with write(self.engine) as conn:
+            conn.execute(self._mark_queued, {"p_ids": ids, "p_now": now, "p_deadline": deadline})
+
+    def requeue_soon(self, ids: Sequence[str]) -> None:
+        """The hand-off of these `queued` events failed: let the sweeper have them soon."""
+        now = utcnow()
+        deadline = now + timedelta(seconds=self.timing.received_s)
+        with write(self.engine) as conn:
+            conn.execute(self._requeue_soon, {"p_ids": ids, "p_now": now, "p_deadline": deadline})
+
+    def claim(self, ids: Sequence[str], routed: Collection[str] | None = None) -> list[Claimed]:
+        """Take events for processing. An event already settled, or held by a live worker,
+        is not returned: redelivered and duplicate messages become no-ops here.
+
+        With `routed` ("provider:type" kinds that have workflows), every other event is
+        marked `ignored` by the same statement and not returned."""
+        now = utcnow()
+        deadline = now + timedelta(seconds=self.timing.lease_s)
+        params: dict[str, Any] = {"p_ids": ids, "p_now": now, "p_deadline": deadline}
+        stmt = self._claim_all
+        if routed is not None:
+            stmt, params["p_routed"] = self._claim_routed, list(routed)
+        with write(self.engine) as conn:
+            rows = conn.execute(stmt, params).all()
+        return [Claimed(*row[:4]) for row in rows if row[4] == Status.PROCESSING]
+
+    def settle(
+        self,
+        ids: Sequence[str],
+        status: Status,
+        records: Iterable[tuple[str, AttemptRecord]] = (),
+        *,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record attempts and move events on, in one transaction.
+
+        `retry_at` puts them back to `queued` with a deadline past the retry time, so a lost
+        delayed message is still swept up."""
+        params = self._settle_params(ids, status, error, retry_at)
+        rows = [{"event_id": eid, **_attempt_row(rec)} for eid, rec in records]
+        with write(self.engine) as conn:
+            # Events first: the attempts' foreign keys then lock rows this transaction holds.
+            if ids:
+                conn.execute(self._settle, params)
+            if rows:
+                conn.execute(insert(attempts), rows)
+
+    def _settle_params(
+        self,
+        ids: Sequence[str],
+        status: Status,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        deadline = None
+        if retry_at is not None:
+            deadline = retry_at + timedelta(seconds=self.timing.queued_s)
+        return {
+            "p_ids": ids,
+            "p_status": status,
+            "p_error": error,
+            "p_now": utcnow(),
+            "p_deadline": deadline,
+        }
+
+    def sweep(self, limit: int = 1000, *, untouched_since: datetime | None = None) -> list[str]:
+        """Claim active events whose deadline passed and put them back to `received`, as if
+        just stored: the caller enqueues them, and if that fails they come round again soon.
+
+        The deadline test is repeated in the outer UPDATE so that concurrent sweepers in
+        other processes never take the same event twice. `untouched_since` ignores deadlines
+        and takes every active event not changed since then: for an embedded hub starting up,
+        whose in-memory queue died with the previous process."""
+        now = utcnow()
+        params = {
+            "p_cutoff": untouched_since or now,
+            "p_limit": limit,
+            "p_now": now,
+            "p_deadline": now + timedelta(seconds=self.timing.received_s),
+        }
+        stmt = self._sweep[untouched_since is None]
+        with write(self.engine) as conn:
+            return [row[0] for row in conn.execute(stmt, params)]
+
+
+def _locked(condition: Any, *, skip: bool, limit: Any = None) -> Any:
+    """Ids to update, locked in id order (PostgreSQL; SQLite has one writer anyway).
+
+    Two UPDATEs with `id IN (...)` lock rows in whatever order the plan visits them and can
+    deadlock each other; locking through an ordered SELECT ... FOR UPDATE cannot."""
+    stmt = select(events.c.id).where(condition).order_by(events.c.id).limit(limit)
+    return stmt.with_for_update(skip_locked=skip).scalar_subquery()
+
+
+def _attempt_row(rec: AttemptRecord) -> dict[str, Any]:
+    return {
+        "workflow": rec.workflow,
+        "started_at": rec.started_at,
+        "finished_at": rec.finished_at,
+        "outcome": rec.outcome,
+        "error": rec.error,
+        "traceback": rec.traceback,
+    }

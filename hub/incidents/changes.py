@@ -1,0 +1,202 @@
+"""Incident state changes and the outbox they write, shared by the workers (buttons,
+commands, events that resolve) and the admin API (ack and resolve by an admin).
+
+Every change is keyed by what caused it (an event id, a button press, an admin request):
+applying the same cause twice finds it already recorded and changes nothing, which is what
+makes every workflow safe to retry and to replay. The calls themselves are made later by the
+delivery actor, which this module asks for by name."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+
+from hub.events.models import utcnow
+from hub.incidents.models import Effect, EffectStatus, Incident, IncidentStatus, TimelineEntry
+from hub.runtime.db import write
+from hub.runtime.queue import DELIVER_ACTOR, EventQueue
+
+log = logging.getLogger(__name__)
+
+incidents: Table = Incident.__table__  # type: ignore[attr-defined]
+timeline: Table = TimelineEntry.__table__  # type: ignore[attr-defined]
+effects: Table = Effect.__table__  # type: ignore[attr-defined]
+
+# What each action does to the status, and from which statuses it may start.
+TRANSITIONS: dict[str, tuple[IncidentStatus, frozenset[str]]] = {
+    "acknowledged": (IncidentStatus.ACKNOWLEDGED, frozenset({IncidentStatus.OPEN})),
+    "resolved": (
+        IncidentStatus.RESOLVED,
+        frozenset({IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED}),
+    ),
+    "reopened": (IncidentStatus.OPEN, frozenset({IncidentStatus.RESOLVED})),
+}
+WORDS = {"acknowledged": "Acknowledged", "resolved": "Resolved", "reopened": "Reopened"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    incident_id: str | None
+    changed: bool
+    status: str | None = None
+    message: str = ""
+    # Some effect became pending: a delivery must be asked for. An occurrence that finds the
+    # message update already pending asks for nothing (the pending one will show it), so a
+    # burst of events is a handful of delivery messages, not one each.
+    deliver: bool = False
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    action: str  # a key of TRANSITIONS
+    actor: str  # who, as the timeline and the thread show it
+    cause: str  # what asked (an event id, an admin request): applied once
+    note: str = ""
+
+
+def change_status(
+    engine: Engine, queue: EventQueue, incident_id: str, change: StatusChange, *, github: bool
+) -> Outcome:
+    """Acknowledge, resolve or reopen, as a button, a command or an admin would."""
+    with write(engine) as conn:
+        row = locked(conn, incidents.c.id == incident_id)
+        if row is None:
+            return Outcome(None, False, None, f"no incident {incident_id}")
+        outcome = transition(conn, row, change, github=github)
+    if outcome.deliver:
+        schedule_delivery(queue, incident_id)
+    return outcome
+
+
+def schedule_delivery(queue: EventQueue, incident_id: str | None, delay_s: float = 0) -> None:
+    try:
+        delay = int(delay_s * 1000) or None
+        queue.send_actor(DELIVER_ACTOR, (incident_id,), delay_ms=delay)
+    except Exception as exc:  # the outbox keeps the work; housekeeping sends it again
+        log.warning("could not schedule delivery for %s: %s", incident_id, exc)
+
+
+def locked(conn: Connection, condition: Any) -> Any:
+    # FOR UPDATE on PostgreSQL; SQLite has one writer anyway (and ignores it).
+    return conn.execute(select(incidents).where(condition).with_for_update()).first()
+
+
+def transition(conn: Connection, row: Any, change: StatusChange, *, github: bool) -> Outcome:
+    action, actor, note = change.action, change.actor, change.note
+    target, allowed = TRANSITIONS[action]
+    dedupe = f"{change.cause}:{action}"
+    if conn.execute(select(timeline.c.id).where(timeline.c.dedupe == dedupe)).first():
+        return Outcome(row.id, False, row.status, "already applied")
+    if row.status not in allowed:
+        who = row.resolved_by if row.status == IncidentStatus.RESOLVED else row.acknowledged_by
+        return Outcome(
+            row.id, False, row.status, f"already {row.status}" + (f" by {who}" if who else "")
+        )
+    now = utcnow()
+    values: dict[str, Any] = {"status": target, "updated_at": now, "revision": row.revision + 1}
+    if action == "acknowledged":
+        values["acknowledged_by"] = actor
+    elif action == "resolved":
+        values |= {"resolved_by": actor, "resolved_at": now}
+    else:
+        values |= {"resolved_by": None, "resolved_at": None, "acknowledged_by": None}
+    conn.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
+    entry = record(conn, row.id, actor=actor, action=action, detail=note, dedupe=dedupe)
+    line = f"{WORDS[action]} by {actor}" + (f": {note}" if note else "")
+    cause = cause_event(change.cause)
+    rearm(conn, row.id, "slack.update", f"slack.update:{row.id}", cause=cause)
+    owe(conn, row.id, "slack.reply", f"slack.reply:{entry}", payload={"text": line}, cause=cause)
+    if github:
+        body = {"body": line}
+        owe(conn, row.id, "github.comment", f"github.comment:{entry}", payload=body, cause=cause)
+        if action in ("resolved", "reopened"):
+            state = {"state": "closed" if action == "resolved" else "open"}
+            owe(conn, row.id, "github.state", f"github.state:{entry}", payload=state, cause=cause)
+    return Outcome(row.id, True, target, line, deliver=True)
+
+
+def cause_event(cause: str) -> str | None:
+    """The event behind a cause (`evt_…` or `evt_…:inc_…` for a button), if there is one."""
+    head = cause.partition(":")[0]
+    return head if head.startswith("evt_") else None
+
+
+def record(
+    conn: Connection, incident_id: str, *, actor: str, action: str, detail: str, dedupe: str
+) -> int:
+    row = {
+        "incident_id": incident_id,
+        "at": utcnow(),
+        "actor": actor[:200],
+        "action": action,
+        "detail": detail,
+        "dedupe": dedupe[:200],
+    }
+    return int(conn.execute(insert(timeline).returning(timeline.c.id), row).scalar_one())
+
+
+def owe(
+    conn: Connection,
+    incident_id: str | None,
+    kind: str,
+    dedupe: str,
+    *,
+    payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+    cause: str | None = None,
+) -> None:
+    """Record a side effect to perform after the commit. `dedupe` names its meaning: a
+    second insert with the same meaning fails the transaction instead of posting twice.
+    `cause` is the event that owes it: if the effect dies, that event shows as failed."""
+    now = utcnow()
+    row = {
+        "incident_id": incident_id,
+        "kind": kind,
+        "dedupe": dedupe[:200],
+        "payload": payload or {},
+        "status": EffectStatus.PENDING,
+        "failures": 0,
+        "not_before": not_before or now,
+        "created_at": now,
+        "updated_at": now,
+        "cause_event_id": cause,
+    }
+    conn.execute(insert(effects), row)
+
+
+def rearm(
+    conn: Connection, incident_id: str, kind: str, dedupe: str, *, cause: str | None = None
+) -> bool:
+    """Make a reusable effect (the message update) pending again, or create it. False if
+    it was pending already."""
+    rearm_sql, exists_sql = _rearm_sql()
+    params = {"p_dedupe": dedupe, "p_now": utcnow(), "p_cause": cause}
+    if conn.execute(rearm_sql, params).rowcount:
+        return True
+    if conn.execute(exists_sql, params).first() is None:
+        owe(conn, incident_id, kind, dedupe, cause=cause)
+        return True
+    return False
+
+
+@functools.cache
+def _rearm_sql() -> tuple[Any, Any]:
+    # Built once: every occurrence of an incident runs these, and building a statement costs
+    # more Python than running it (the worker was CPU-bound on it under a burst).
+    dedupe = effects.c.dedupe == bindparam("p_dedupe")
+    rearm = (
+        update(effects)
+        .where(dedupe, effects.c.status != EffectStatus.PENDING)
+        .values(
+            status=EffectStatus.PENDING,
+            failures=0,
+            updated_at=bindparam("p_now"),
+            cause_event_id=bindparam("p_cause"),
+        )
+    )
+    return rearm, select(effects.c.id).where(dedupe)

@@ -1,0 +1,193 @@
+"""Running the routing actor: inside `hub serve` (embedded) or as `hub worker` processes.
+
+This module, not the web layer, imports `handlers`: actors must be declared after the
+broker exists, in the process that will run them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+from hub.config import Settings
+from hub.container import Container, build, outbound_clients
+from hub.events.retention import retention_clock
+from hub.events.routed_kinds import Publisher, kind
+from hub.events.sweeper import Sweeper, housekeeping_clock
+from hub.observability.worker_metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+# An idle worker polls the broker this often (ms): the pickup latency at low load.
+POLL_MS = 100
+# On SIGTERM a worker process lets running messages finish for this long (ms); the
+# supervisor waits this plus 5 s for its processes. deploy/k8s gives the pod more than that.
+STOP_MS = 30_000
+
+
+class LowerPriority(Middleware):
+    """Lowers the CPU priority of the worker and consumer threads as they start (Linux
+    schedules threads as tasks, so this leaves the event loop and commit thread alone)."""
+
+    def __init__(self, nice: int) -> None:
+        self.nice = nice
+
+    def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
+        self._lower()
+
+    def after_consumer_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
+        self._lower()
+
+    def _lower(self) -> None:
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):  # not permitted here: run at normal priority
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+
+
+def start_worker(container: Container, threads: int) -> dramatiq.Worker:
+    from handlers.actors import declare_actors
+    from handlers.context import WorkflowContext
+
+    slack, github = outbound_clients(container.settings)
+    ctx = WorkflowContext(
+        settings=container.settings,
+        engine=container.engine,
+        store=container.store,
+        queue=container.events,
+        limits=container.limits,
+        slack=slack,
+        github=github,
+        metrics=WorkerMetrics(container.metrics.counters),
+    )
+    container.metrics.counters.start()
+    declare_actors(container.broker, ctx)
+    if container.settings.worker_nice:
+        container.broker.add_middleware(LowerPriority(container.settings.worker_nice))
+    worker = dramatiq.Worker(container.broker, worker_threads=threads, worker_timeout=POLL_MS)
+    worker.start()
+    return worker
+
+
+def publish_routes(container: Container) -> Publisher:
+    """Tell the API which kinds this worker's routing table wants (hub/events/routed_kinds.py)."""
+    from handlers.routing_table import ROUTES
+
+    kinds = [kind(provider, type_) for provider, type_ in ROUTES]
+    publisher = Publisher(container.engine, kinds, container.settings.routes_refresh_s)
+    publisher.start()
+    return publisher
+
+
+class InProcessWorkers:
+    """The embedded mode's workers: Dramatiq's own Worker over the in-memory broker."""
+
+    def __init__(self, container: Container, threads: int) -> None:
+        self._container = container
+        self._threads = threads
+        self._worker: dramatiq.Worker | None = None
+        self._publisher: Publisher | None = None
+
+    def start(self) -> None:
+        self._worker = start_worker(self._container, self._threads)
+        self._publisher = publish_routes(self._container)
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            # Unfinished events stay `processing` in the database and are swept at next start.
+            self._worker.stop(timeout=10_000)
+            self._container.metrics.counters.stop()
+        if self._publisher is not None:
+            self._publisher.stop()
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGTERM (Kubernetes, compose, systemd) and SIGINT (a terminal) ask for a graceful stop.
+
+    Installed before anything starts: a signal that came earlier used to kill the process
+    outright, and a `hub worker` that is PID 1 in a container ignores a signal it has no
+    handler for, so it would have sat out the grace period until SIGKILL."""
+    stopping = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stopping
+
+
+def _child(threads: int) -> None:
+    """One worker process: its own container, its own connections."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    stopping = _stop_on_signals()
+    parent = os.getppid()
+    container = build(Settings())
+    worker = start_worker(container, threads)
+    publisher = publish_routes(container)
+    # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.
+    while not stopping.wait(1.0):
+        if os.getppid() != parent:
+            break
+    # Running messages finish (up to STOP_MS; one still running then is redelivered by
+    # Redis once this worker's heartbeat is stale, and its events are taken back by their
+    # lease); fetched but unstarted ones go back to the Redis queue at once.
+    worker.stop(timeout=STOP_MS)
+    publisher.stop()
+    container.metrics.counters.stop()
+    container.broker.close()
+
+
+def run_worker_processes(settings: Settings, processes: int, threads: int) -> None:
+    """`hub worker`: supervise N worker processes, restart any that dies, and sweep."""
+    if not settings.redis_url:
+        raise SystemExit("hub worker needs HUB_REDIS_URL; without it `hub serve` runs the workers")
+    stopping = _stop_on_signals()
+    ctx = multiprocessing.get_context("spawn")
+    children = [_spawn(ctx, threads) for _ in range(processes)]
+    container = build(settings)
+    sweeper = Sweeper(container.store, container.events, settings.sweep_interval_s)
+    sweeper.start()
+    clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
+    clock.start()
+    retention = None
+    if settings.retention_interval_s > 0:
+        retention = retention_clock(container.engine, settings, container.limits)
+        retention.start()
+    log.info("%d worker processes x %d threads on %s", processes, threads, settings.queue_name)
+    while not stopping.wait(1.0):
+        for i, child in enumerate(children):
+            if not child.is_alive():
+                log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
+                children[i] = _spawn(ctx, threads)
+    log.info("stopping: waiting up to %d s for running messages", STOP_MS // 1000)
+    sweeper.stop()
+    clock.stop()
+    if retention is not None:
+        retention.stop()
+    # The children are told even when only this process got the signal (a kubelet signals
+    # PID 1 alone); each finishes what it runs and gives the rest back to Redis.
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + STOP_MS / 1000 + 5
+    for child in children:
+        child.join(timeout=max(0.1, deadline - time.monotonic()))
+        if child.is_alive():
+            log.error("worker process %s still running; killing it", child.pid)
+            child.kill()
+            child.join(timeout=5)
+
+
+def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> BaseProcess:
+    proc = ctx.Process(target=_child, args=(threads,), name="hub-worker")
+    proc.start()
+    return proc
