@@ -10,10 +10,10 @@ import logging
 
 from starlette.types import ASGIApp
 
+from hub.admin.retention import retention_clock
 from hub.config import Settings
 from hub.container import Container, build
 from hub.events.models import Status
-from hub.events.retention import retention_clock
 from hub.events.routed_kinds import RouteTable
 from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.ingest.asgi import Ingress, with_ingress
@@ -47,7 +47,7 @@ def create_app_from(container: Container) -> ASGIApp:
     enqueuer = Enqueuer(container.events, on_failure=store.requeue_soon)
     services.append(enqueuer)
     if container.embedded:
-        from hub.runtime.workers import InProcessWorkers
+        from hub.workers import InProcessWorkers
 
         services.append(InProcessWorkers(container, settings.worker_threads))
         services.append(

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
+from hub.admin.retention import run_retention
 from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.models import Status, utcnow
-from hub.events.retention import run_retention
 from hub.events.store import events
 from hub.runtime.db import make_engine
 from tests.conftest import ADMIN_TOKEN, settings_env

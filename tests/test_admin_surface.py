@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
+from hub.admin.retention import run_retention
 from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.ids import new_event_id
 from hub.events.models import Status, utcnow
-from hub.events.retention import run_retention
 from hub.events.store import events
 from hub.runtime.db import make_engine
 from tests.test_admin_api import TOKENS, make_settings, stripe_event, wait_settled

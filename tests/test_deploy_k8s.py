@@ -22,7 +22,7 @@ import yaml
 
 from hub.cli.main import GRACEFUL_SHUTDOWN_S
 from hub.config import Settings
-from hub.runtime.workers import STOP_MS
+from hub.workers import STOP_MS
 from tests.test_deploy import SECRETS as COMPOSE_SECRETS
 
 K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
@@ -228,7 +228,7 @@ def test_the_api_drains_before_it_is_killed(objects):
 
 def test_the_workers_get_to_finish_their_messages(objects):
     worker = one(objects, "Deployment", "worker")
-    # hub/runtime/workers.py: running messages get STOP_MS, the supervisor waits 5 s more.
+    # hub/workers.py: running messages get STOP_MS, the supervisor waits 5 s more.
     assert pod_spec(worker)["terminationGracePeriodSeconds"] > STOP_MS / 1000 + 5
 
 

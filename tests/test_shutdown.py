@@ -37,7 +37,7 @@ from hub.cli.main import GRACEFUL_SHUTDOWN_S
 from hub.config import Settings
 from hub.events.store import events
 from hub.runtime.db import make_engine
-from hub.runtime.workers import STOP_MS
+from hub.workers import STOP_MS
 from tests.conftest import make_settings, settings_env
 from tests.signing import github_request, stripe_event, stripe_request
 from tests.test_services import counts, wait_for

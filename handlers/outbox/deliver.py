@@ -211,7 +211,7 @@ def _finish(
 def _dead(ctx: WorkflowContext, effect: Any, reason: str) -> None:
     """Give up on an effect, and show it where admins look: the event that owed it becomes
     `failed` with an attempt naming the call and its error. Replaying that event (once the
-    cause is fixed) brings the effect back (hub.events.replay)."""
+    cause is fixed) brings the effect back (hub.admin.replay)."""
     now = utcnow()
     error = f"{effect.kind}: {reason}"
     ctx.metrics.effect(effect.kind, "dead")

@@ -15,14 +15,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from hub.admin.replay import Replayer
+from hub.admin.retention import run_retention
 from hub.admin.tokens import TokenError, TokenStore, parse_scopes
 from hub.cli.output import ProgressBar, fields, table, when
 from hub.config import Settings
 from hub.container import Container, build
 from hub.events.models import Status
 from hub.events.queries import EventFilter, EventQueries
-from hub.events.replay import Replayer
-from hub.events.retention import run_retention
 from hub.incidents.changes import StatusChange, change_status
 from hub.incidents.queries import IncidentFilter, get_incident, list_incidents
 

@@ -46,7 +46,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from hub.runtime.workers import run_worker_processes
+    from hub.workers import run_worker_processes
 
     run_worker_processes(Settings(), args.processes, args.threads)
 

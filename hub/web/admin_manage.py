@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from hub.admin import audit
+from hub.admin.retention import run_retention
 from hub.admin.tokens import Scope, TokenError, TokenInfo, TokenStore, parse_scopes
-from hub.events.retention import run_retention
 from hub.web.admin_schemas import (
     AuditOut,
     AuditPage,

@@ -1,12 +1,12 @@
-"""Replay under /admin: one event, or every event a filter matches, paced (hub.events.replay)."""
+"""Replay under /admin: one event, or every event a filter matches, paced (hub.admin.replay)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
+from hub.admin.replay import Replayer
 from hub.admin.tokens import Scope
 from hub.events.queries import EventFilter
-from hub.events.replay import Replayer
 from hub.web.admin_schemas import ReplayOneOut, ReplayOut, ReplayProgressOut, ReplayRequest
 from hub.web.auth import Admin, AdminAuth
 from hub.web.common import INVALID, admin_router, errors

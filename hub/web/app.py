@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request, Response
 
+from hub.admin.replay import Replayer
 from hub.admin.tokens import TokenStore
-from hub.events.replay import Replayer
 from hub.ratelimits.inbound import RateLimits
 from hub.web import admin, admin_incidents, admin_manage, admin_replay, ops
 from hub.web.auth import AdminAuth

@@ -19,9 +19,9 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from hub.admin.retention import retention_clock
 from hub.config import Settings
 from hub.container import Container, build, outbound_clients
-from hub.events.retention import retention_clock
 from hub.events.routed_kinds import Publisher, kind
 from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.observability.worker_metrics import WorkerMetrics
