@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # Lists arrive comma-separated; NoDecode stops pydantic-settings from expecting JSON.
 SecretList = Annotated[list[SecretStr], NoDecode]
@@ -119,6 +121,11 @@ class Settings(BaseSettings):
     # that too, at about a third of the throughput here. PostgreSQL is the durable mode.
     sqlite_synchronous: str = "NORMAL"
 
+    # Logs (hub/observability/logs.py): `json` (one object per line), `text`, or `auto`: text
+    # on a terminal, JSON otherwise. Every record carries the ids bound where it was written.
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
     @field_validator(
         "stripe_webhook_secrets",
         "github_webhook_secrets",
@@ -129,6 +136,20 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in LOG_FORMATS:
+            return value.strip().lower()
+        raise ValueError(f"HUB_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+            return value.strip().upper()
+        raise ValueError(f"HUB_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
 
     @property
     def tracks_github(self) -> bool:

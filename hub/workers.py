@@ -24,6 +24,7 @@ from hub.config import Settings
 from hub.container import Container, build, outbound_clients
 from hub.events.routed_kinds import Publisher, kind
 from hub.events.sweeper import Sweeper, housekeeping_clock
+from hub.observability.logs import configure_logging
 from hub.observability.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,11 @@ def _stop_on_signals() -> threading.Event:
 
 def _child(threads: int) -> None:
     """One worker process: its own container, its own connections."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
     stopping = _stop_on_signals()
+    settings = Settings()
+    configure_logging(settings)
     parent = os.getppid()
-    container = build(Settings())
+    container = build(settings)
     worker = start_worker(container, threads)
     publisher = publish_routes(container)
     # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.

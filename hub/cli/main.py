@@ -9,9 +9,12 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from pydantic import ValidationError
+
 from hub.cli import admin as admin_cli
 from hub.cli import demo
 from hub.config import Settings
+from hub.observability.logs import configure_logging
 
 # uvicorn's graceful shutdown: requests in flight get this long to finish (the Kubernetes
 # manifests give the pod more than this plus their preStop sleep).
@@ -41,6 +44,8 @@ def _serve(args: argparse.Namespace) -> None:
         # One line per webhook costs more CPU than verifying it; errors are still logged.
         access_log=args.access_log,
         proxy_headers=True,
+        # uvicorn's own lines go through the hub's handler (HUB_LOG_FORMAT), not its config.
+        log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
@@ -83,10 +88,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"hub: the HUB_* settings are invalid:\n{exc}", file=sys.stderr)
+        sys.exit(2)
     # The servers log what they do; a terminal command prints its answer and only warnings.
     quiet = args.command not in ("serve", "worker", "migrate")
-    level = logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings, level=logging.WARNING if quiet else None)
     code = args.func(args)
     if isinstance(code, int) and code:
         sys.exit(code)
