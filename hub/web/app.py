@@ -12,18 +12,26 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp
 
 from hub.admin.replay import Replayer
 from hub.admin.tokens import TokenStore
 from hub.ratelimits.inbound import RateLimits
 from hub.web import admin, admin_incidents, admin_manage, admin_replay, ops
 from hub.web.auth import AdminAuth
+from hub.web.request_id import RequestId
 from hub.web.schemas import ApiError
 
 if TYPE_CHECKING:
     from hub.container import Container
 
 log = logging.getLogger(__name__)
+
+
+class HubAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, around Starlette's error middleware: a 500 gets its X-Request-ID too.
+        return RequestId(super().build_middleware_stack())
 
 
 class Service(Protocol):
@@ -61,7 +69,7 @@ def build_api(
                 if done is not None:
                     await done
 
-    app = FastAPI(
+    app = HubAPI(
         title="Webhook hub",
         summary="Verified webhook ingestion, incidents and replay for Stripe, GitHub and Slack.",
         version="0.1.0",
