@@ -12,6 +12,7 @@ from handlers.context import Workflow, WorkflowContext
 from handlers.routing_table import Routes
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, Claimed
+from hub.observability.logs import bind
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,15 @@ def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes)
 def _run(ctx: WorkflowContext, event_id: str, workflow: Workflow) -> AttemptRecord:
     started = utcnow()
     name = f"{workflow.__module__}.{workflow.__qualname__}"
-    try:
-        workflow(ctx, event_id)
-    except Exception as exc:
-        log.warning("workflow %s failed for %s: %s", name, event_id, exc)
-        ctx.metrics.attempt(name, ok=False)
-        return AttemptRecord(
-            name, started, utcnow(), "error", f"{type(exc).__name__}: {exc}", traceback.format_exc()
-        )
+    with bind(event_id=event_id, workflow=name):
+        try:
+            workflow(ctx, event_id)
+        except Exception as exc:
+            log.warning("workflow %s failed for %s: %s", name, event_id, exc)
+            ctx.metrics.attempt(name, ok=False)
+            error = f"{type(exc).__name__}: {exc}"
+            return AttemptRecord(name, started, utcnow(), "error", error, traceback.format_exc())
+        log.info("workflow %s ran for %s", name, event_id)
     ctx.metrics.attempt(name, ok=True)
     return AttemptRecord(name, started, utcnow(), "ok")
 
@@ -58,7 +60,13 @@ def _fail_or_retry(
     if event.runs > settings.worker_max_retries:
         ctx.store.settle([event.id], Status.FAILED, records, error=failure.error)
         ctx.metrics.settled("failed")
-        log.error("event %s failed after %d runs: %s", event.id, event.runs, failure.error)
+        log.error(
+            "event %s failed after %d runs: %s",
+            event.id,
+            event.runs,
+            failure.error,
+            extra={"event_id": event.id},
+        )
         return
     delay_ms = backoff_ms(
         event.runs, settings.worker_min_backoff_ms, settings.worker_max_backoff_ms

@@ -23,6 +23,7 @@ from handlers.triggers.apply import effects, incidents, schedule_delivery
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
 from hub.incidents.models import EffectStatus
+from hub.observability.logs import bind
 from hub.runtime.db import write
 from integrations.outbound import OutboundError, Permanent, RateLimited
 
@@ -101,6 +102,13 @@ def _next(ctx: WorkflowContext, incident_id: str | None, lane: str) -> Any:
 
 
 def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
+    # The event that caused the effect (if one did) follows it into the logs.
+    ids = {"incident_id": effect.incident_id, "event_id": effect.cause_event_id}
+    with bind(**ids, effect=effect.kind):
+        return _call(ctx, effect)
+
+
+def _call(ctx: WorkflowContext, effect: Any) -> Done | Wait:
     perform: Perform = performer_for(effect.kind)
     incident = _incident(ctx, effect.incident_id)
     # After a crash, or a failure that may have happened after the call took effect (a
@@ -127,6 +135,7 @@ def _perform(ctx: WorkflowContext, effect: Any) -> Done | Wait:
         return result
     _finish(ctx, effect.id, EffectStatus.DONE, incident_values=result.incident_values)
     ctx.metrics.effect(effect.kind, "done")
+    log.info("effect %s (%s) done", effect.id, effect.kind)
     return result
 
 

@@ -33,11 +33,14 @@ from hub.incidents.changes import (
     transition,
 )
 from hub.incidents.models import IncidentEvent, IncidentStatus
+from hub.observability.logs import bind
 from hub.runtime.db import write
 
 log = logging.getLogger(__name__)
 
 incident_events: Table = IncidentEvent.__table__  # type: ignore[attr-defined]
+
+OCCURRENCE = "occurrence added"
 
 __all__ = [
     "TRANSITIONS",
@@ -67,6 +70,7 @@ def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outc
             # the second pass sees its row and adds to it, or finds the event applied.
             if attempt == 2:
                 raise
+    _log_outcome(event_id, trigger, outcome)
     if outcome.deliver and outcome.incident_id:
         schedule_delivery(ctx, outcome.incident_id)
     return outcome
@@ -125,6 +129,23 @@ def raise_or_clear(
     return outcome
 
 
+def _log_outcome(event_id: str, trigger: Trigger, outcome: Outcome) -> None:
+    """An incident opened or resolved is a line at INFO; an occurrence (a burst is thousands)
+    or an event applied before is one at DEBUG."""
+    if outcome.incident_id is None:
+        return
+    quiet = not outcome.changed or outcome.message == OCCURRENCE
+    with bind(incident_id=outcome.incident_id):
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "incident %s: %s for %s (%s)",
+            outcome.incident_id,
+            outcome.message,
+            event_id,
+            trigger.key,
+        )
+
+
 def _link(conn: Connection, incident_id: str, event_id: str) -> None:
     row = {"event_id": event_id, "incident_id": incident_id, "at": utcnow()}
     conn.execute(_sql().link, row)
@@ -139,7 +160,7 @@ def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str)
         conn.execute(sql.occurrence, params)
     # Coalesced: one pending message update, however many occurrences arrive meanwhile.
     deliver = rearm(conn, row.id, "slack.update", f"slack.update:{row.id}", cause=event_id)
-    return Outcome(row.id, True, row.status, "occurrence added", deliver)
+    return Outcome(row.id, True, row.status, OCCURRENCE, deliver)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ class Replayer:
             audit.record(conn, actor, "event.replay", event_id, previous_status=row.status)
         self._hand_off([event_id], 0)
         self._deliver(owing)
+        log.info("event %s replayed by %s", event_id, actor, extra={"event_id": event_id})
         return OneReplay("queued", Status.QUEUED)
 
     def count(self, filters: EventFilter) -> int:
@@ -141,7 +142,10 @@ class Replayer:
             )  # fmt: skip
             audit.record(conn, actor, "replay.start", replay_id, filter=described,
                          matched=matched, replayed=taken)  # fmt: skip
-        log.info("replay %s by %s: %d matched, %d replayed", replay_id, actor, matched, taken)
+        # hub.observability sits above this layer (no bind here): the id goes as `extra`.
+        about = {"replay_id": replay_id}
+        line = "replay %s by %s: %d matched, %d replayed"
+        log.info(line, replay_id, actor, matched, taken, extra=about)
         return BulkReplay(replay_id, matched, taken, matched - taken, paced_until)
 
     def progress(self, replay_id: str) -> Progress | None:

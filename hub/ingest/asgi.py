@@ -94,7 +94,8 @@ class Ingress:
             try:
                 stored = await self.committer.submit(event)
             except Exception:
-                log.exception("store unavailable; answering 503 so the sender retries")
+                ids = {"provider": provider, "delivery_id": delivery.delivery_id}
+                log.exception("store unavailable; answering 503 so the sender retries", extra=ids)
                 reason = "the event store is unavailable; retry later"
                 outcome = m.UNAVAILABLE
                 return await _error(send, 503, "unavailable", reason, retry_after=True)

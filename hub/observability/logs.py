@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # Written in this order; anything else passed to `bind` is written after them.
 FIELDS = (
     "request_id",
+    "provider",
     "delivery_id",
     "event_id",
     "replay_id",
