@@ -3,16 +3,35 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Hashed, universal (Python >= 3.11, any platform) locks made by `make lock` from pyproject.toml:
+# LOCK has the dev extra and is what .venv (so make test, make lint, CI) installs;
+# RUNTIME_LOCK is the runtime subset of the same versions, for deploy/Dockerfile.
+LOCK := requirements.lock
+RUNTIME_LOCK := requirements-runtime.lock
 
-.PHONY: install run test lint bench bench-incidents bench-drain clean bench-ingest
+.PHONY: install lock run test lint bench bench-incidents bench-drain clean bench-ingest
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every package from the lock, hashes checked; then the hub itself with no dependency of its
+# own resolved. pip check fails when pyproject.toml declares what the lock lacks (run make lock).
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Re-resolve both locks after editing dependencies in pyproject.toml. Pins already in a lock
+# are kept unless LOCK_ARGS says otherwise: LOCK_ARGS=--upgrade moves everything to the newest
+# allowed release, LOCK_ARGS='--upgrade-package fastapi' just one. The runtime lock is resolved
+# under the dev lock as a constraint, so the image runs exactly the versions the tests ran.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --quiet \
+	--custom-compile-command 'make lock'
+lock: install
+	$(UV_COMPILE) --extra dev $(LOCK_ARGS) -o $(LOCK)
+	$(UV_COMPILE) --constraint $(LOCK) -o $(RUNTIME_LOCK)
 
 run: install
 	$(BIN)/hub migrate
