@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ import yaml
 
 from hub.config import Settings
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+LOCK = ROOT / "requirements.lock"
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 SERVICES = {"postgres", "redis", "migrate", "api", "worker"}
 # Values that must come from the operator's environment, never be written in the file.
 SECRETS = {
@@ -158,8 +162,15 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def test_the_image_installs_the_project_and_serves_as_non_root() -> None:
     instructions = dockerfile_instructions()
     assert instructions[0] == ("FROM", "python:3.11-slim")
-    runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert "pip install ." in runs
+    runs = [arg for op, arg in instructions if op == "RUN"]
+    # The runtime lock, every hash checked, and then the hub with nothing resolved on top.
+    copied = [arg.split()[0] for op, arg in instructions if op == "COPY"]
+    assert RUNTIME_LOCK.name in copied
+    from_lock = next(i for i, r in enumerate(runs) if f"-r {RUNTIME_LOCK.name}" in r)
+    assert "pip install --require-hashes" in runs[from_lock]
+    hub = next(i for i, r in enumerate(runs) if "pip install --no-deps ." in r)
+    assert from_lock < hub
+    assert "pip check" in runs[hub]
     users = [arg for op, arg in instructions if op == "USER"]
     assert users and users[-1] not in {"root", "0"}
     cmds = [arg for op, arg in instructions if op == "CMD"]
@@ -168,3 +179,39 @@ def test_the_image_installs_the_project_and_serves_as_non_root() -> None:
     assert cmd[:2] == ["hub", "serve"]
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
     assert cmd[cmd.index("--port") + 1] == "8000"
+
+
+def locked(path: Path) -> dict[str, str]:
+    """`make lock`'s output as {name: "version; marker"}, each pin required to carry a hash."""
+    pins: dict[str, set[str]] = {}
+    for entry in path.read_text().replace("\\\n", " ").splitlines():
+        if not entry.strip() or entry.lstrip().startswith("#"):
+            continue
+        pin, _, hashes = entry.partition(" --hash=sha256:")
+        assert hashes, f"{path.name}: {pin.strip()} has no hash"
+        name, _, rest = pin.partition("==")
+        assert rest, f"{path.name}: {pin.strip()} is not pinned"
+        # A universal lock may pin one package twice, under exclusive markers.
+        pins.setdefault(canonical(name), set()).add(" ".join(rest.split()))
+    return {name: " | ".join(sorted(versions)) for name, versions in pins.items()}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def declared(requirements: list[str]) -> set[str]:
+    return {canonical(re.split(r"[\[<>=!~;, ]", r, maxsplit=1)[0]) for r in requirements}
+
+
+def test_the_image_runs_the_versions_the_tests_ran_and_no_dev_tool() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = declared(project["dependencies"])
+    dev = declared(project["optional-dependencies"]["dev"])
+    full, image = locked(LOCK), locked(RUNTIME_LOCK)
+    assert runtime <= set(image), f"not in {RUNTIME_LOCK.name}: {sorted(runtime - set(image))}"
+    assert dev <= set(full), f"not in {LOCK.name}: {sorted(dev - set(full))}"
+    # No test or lint tool in the image (PyYAML is there for uvicorn[standard], not tests).
+    assert (dev - runtime) & set(image) == {"pyyaml"}
+    # The same resolution: every runtime pin is the dev lock's pin, marker and all.
+    assert {name: full.get(name) for name in image} == image
