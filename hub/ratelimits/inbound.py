@@ -1,23 +1,22 @@
-"""Inbound rate limits with slowapi's limiter: the admin API per token, and requests that
-fail verification per client address. Counts live in Redis when one is configured, so every
-API process shares them; a limiter whose storage is down lets requests through (logged)
-rather than failing the admin API or a sender.
+"""Inbound rate limits: the admin API per token, and requests that fail verification per
+client address. Counts live in Redis when one is configured, so every API process shares
+them; a limiter whose storage is down lets requests through (logged) rather than failing the
+admin API or a sender.
 
-The `limits` strategy behind slowapi's `Limiter` is used directly (`Limiter.limiter`):
-its decorators would need a `request` and `response` parameter on every endpoint, and the
-webhook ingress is not a FastAPI route at all."""
+A moving window from `limits`, the library slowapi is built on, used directly. slowapi's
+`Limiter` would only wrap it here: its decorators and middleware need a `request` and
+`response` parameter on every endpoint and answer 429 in their own shape, the webhook ingress
+is not a FastAPI route at all, and the hub writes its own X-RateLimit-* and Retry-After."""
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-import warnings
 from dataclasses import dataclass
-from typing import Any
 
 from limits import RateLimitItem, parse
-from slowapi import Limiter
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from hub.config import Settings
 
@@ -52,11 +51,7 @@ class Verdict:
 
 class RateLimits:
     def __init__(self, settings: Settings) -> None:
-        with warnings.catch_warnings():
-            # Pointed at an empty file so slowapi reads no RATELIMIT_* from a stray .env;
-            # Starlette warns that it is "not found" (not a regular file).
-            warnings.simplefilter("ignore", UserWarning)
-            self._limiter = self._build(settings)
+        self._strategy = self._build(settings)
         self._prefix = f"{settings.redis_namespace}:ratelimit"
         self._items: dict[str, RateLimitItem] = {
             "admin": parse(settings.admin_rate_limit),
@@ -64,24 +59,20 @@ class RateLimits:
         }
 
     @staticmethod
-    def _build(settings: Settings) -> Limiter:
+    def _build(settings: Settings) -> MovingWindowRateLimiter:
+        if not settings.redis_url:
+            return MovingWindowRateLimiter(storage_from_string("memory://"))
         # Short timeouts: a Redis in trouble must not hold admin requests for long.
-        options: Any = {"socket_connect_timeout": 1, "socket_timeout": 1}
-        return Limiter(
-            key_func=lambda *_: "",
-            storage_uri=settings.redis_url or "memory://",
-            storage_options=options if settings.redis_url else {},
-            key_prefix=f"{settings.redis_namespace}:ratelimit",
-            strategy="moving-window",
-            config_filename=os.devnull,
+        storage = storage_from_string(
+            settings.redis_url, socket_connect_timeout=1, socket_timeout=1
         )
+        return MovingWindowRateLimiter(storage)
 
     def hit(self, name: str, key: str) -> Verdict:
         item = self._items[name]
         try:
-            strategy = self._limiter.limiter
-            allowed = strategy.hit(item, self._prefix, name, key)
-            reset_at, remaining = strategy.get_window_stats(item, self._prefix, name, key)
+            allowed = self._strategy.hit(item, self._prefix, name, key)
+            reset_at, remaining = self._strategy.get_window_stats(item, self._prefix, name, key)
         except Exception as exc:  # storage down: never refuse because of the limiter itself
             log.warning("rate limit storage unavailable, not limiting: %s", type(exc).__name__)
             return Verdict(True, str(item), name, item.amount, item.amount, time.time())
