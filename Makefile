@@ -27,9 +27,13 @@ $(STAMP): $(LOCK) pyproject.toml
 # are kept unless LOCK_ARGS says otherwise: LOCK_ARGS=--upgrade moves everything to the newest
 # allowed release, LOCK_ARGS='--upgrade-package fastapi' just one. The runtime lock is resolved
 # under the dev lock as a constraint, so the image runs exactly the versions the tests ran.
+# uv comes from the current lock; not via `install`, whose pip check fails until the lock
+# has caught up with pyproject.toml.
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --generate-hashes --quiet \
 	--custom-compile-command 'make lock'
-lock: install
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
 	$(UV_COMPILE) --extra dev $(LOCK_ARGS) -o $(LOCK)
 	$(UV_COMPILE) --constraint $(LOCK) -o $(RUNTIME_LOCK)
 
