@@ -10,25 +10,22 @@ from sqlalchemy import select
 
 from handlers.context import WorkflowContext
 from handlers.outbox.performers import view_of
-from handlers.triggers.apply import (
+from handlers.triggers.apply import apply_trigger, change_status
+from handlers.triggers.model import Change, Severity, Trigger
+from handlers.triggers.workflow import load_payload
+from hub.incidents.changes import (
+    VERBS,
     StatusChange,
-    apply_trigger,
-    change_status,
     effects,
     incidents,
     owe,
     schedule_delivery,
 )
-from handlers.triggers.model import Change, Severity, Trigger
-from handlers.triggers.workflow import load_payload
 from hub.runtime.db import write
 from integrations.slack_messages import BUTTON_ACTIONS, incident_list
 
 log = logging.getLogger(__name__)
 
-# Button and command verbs -> timeline actions.
-ACTIONS = {"acknowledge": "acknowledged", "ack": "acknowledged", "resolve": "resolved",
-           "reopen": "reopened"}  # fmt: skip
 USAGE = (
     "Usage: `/incident list` · `/incident open <title>` · `/incident ack <id>` · "
     "`/incident resolve <id>` · `/incident reopen <id>`"
@@ -55,7 +52,7 @@ def apply_incident_button(ctx: WorkflowContext, event_id: str) -> None:
         incident_id = action.get("value")
         if verb is None or not isinstance(incident_id, str):
             continue  # some other app's button, or one the hub never sent
-        change = StatusChange(ACTIONS[verb], _who(payload.get("user")), f"{event_id}:{incident_id}")
+        change = StatusChange(VERBS[verb], _who(payload.get("user")), f"{event_id}:{incident_id}")
         outcome = change_status(ctx, incident_id, change)
         if not outcome.changed:
             _answer(ctx, event_id, payload, f"Nothing changed: {outcome.message}.")
@@ -75,8 +72,8 @@ def run_incident_command(ctx: WorkflowContext, event_id: str) -> None:
                           f"Opened from Slack by {actor}.")  # fmt: skip
         outcome = apply_trigger(ctx, event_id, trigger)
         _answer(ctx, event_id, payload, f"Opened {outcome.incident_id}: {rest}")
-    elif verb in ACTIONS and rest:
-        outcome = change_status(ctx, rest.split()[0], StatusChange(ACTIONS[verb], actor, event_id))
+    elif verb in VERBS and rest:
+        outcome = change_status(ctx, rest.split()[0], StatusChange(VERBS[verb], actor, event_id))
         text = outcome.message if outcome.changed else f"Nothing changed: {outcome.message}."
         _answer(ctx, event_id, payload, text)
     else:
@@ -123,4 +120,4 @@ def _respond(
         if conn.execute(select(effects.c.id).where(effects.c.dedupe == dedupe)).first() is None:
             owe(conn, None, "slack.respond", dedupe,
                 payload={"response_url": url, "message": message})  # fmt: skip
-    schedule_delivery(ctx, None)
+    schedule_delivery(ctx.queue, None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import traceback
 from collections.abc import Sequence
 from datetime import timedelta
@@ -13,6 +12,7 @@ from handlers.routing_table import Routes
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, Claimed
 from hub.observability.logs import bind
+from hub.runtime.backoff import backoff
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,11 @@ def _fail_or_retry(
             extra={"event_id": event.id},
         )
         return
-    delay_ms = backoff_ms(
-        event.runs, settings.worker_min_backoff_ms, settings.worker_max_backoff_ms
+    delay_ms = round(
+        backoff(event.runs, settings.worker_min_backoff_ms, settings.worker_max_backoff_ms)
     )
     retry_at = utcnow() + timedelta(milliseconds=delay_ms)
     ctx.store.settle([event.id], Status.QUEUED, records, error=failure.error, retry_at=retry_at)
     ctx.metrics.settled("retry")
     # If this send is lost, the deadline set above lets the sweeper find the event.
     ctx.queue.send([event.id], delay_ms=delay_ms)
-
-
-def backoff_ms(run: int, minimum: int, maximum: int) -> int:
-    """Exponential with jitter, so a failing dependency is not hit by every retry at once."""
-    base: int = min(maximum, minimum * 2 ** max(0, run - 1))
-    return int(base * random.uniform(0.8, 1.2))

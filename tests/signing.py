@@ -1,16 +1,14 @@
-"""Requests signed the way the senders sign them: with the providers' own SDK helpers."""
+"""Requests signed the way the senders sign them (integrations/signing.py: the providers' own
+SDK helpers, as `hub demo` signs)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
 from typing import Any
 
-import stripe
-from slack_sdk.signature import SignatureVerifier
+from integrations.signing import signature_headers
 
 STRIPE_SECRET = "whsec_test_secret_0123456789"
 GITHUB_SECRET = "gh-hook-secret"
@@ -32,10 +30,8 @@ def stripe_request(
     event: dict[str, Any] | bytes, secret: str = STRIPE_SECRET, timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
     body = event if isinstance(event, bytes) else json.dumps(event).encode()
-    header = stripe.WebhookSignature.generate_signature_header(
-        body.decode(), secret, timestamp=timestamp or int(time.time())
-    )
-    return body, {"content-type": "application/json; charset=utf-8", "stripe-signature": header}
+    signature = signature_headers("stripe", body, secret, timestamp)
+    return body, {"content-type": "application/json; charset=utf-8", **signature}
 
 
 def github_request(
@@ -45,10 +41,9 @@ def github_request(
     delivery: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return body, {
         "content-type": "application/json",
-        "x-hub-signature-256": f"sha256={digest}",
+        **signature_headers("github", body, secret),
         "x-github-event": event,
         "x-github-delivery": delivery or str(uuid.uuid4()),
         "user-agent": "GitHub-Hookshot/abc123",
@@ -61,11 +56,7 @@ def slack_request(
     secret: str = SLACK_SECRET,
     timestamp: int | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    ts = str(timestamp or int(time.time()))
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    assert signature is not None
     return body, {
         "content-type": content_type,
-        "x-slack-request-timestamp": ts,
-        "x-slack-signature": signature,
+        **signature_headers("slack", body, secret, timestamp),
     }

@@ -19,11 +19,12 @@ from sqlalchemy import insert, select, update
 
 from handlers.context import WorkflowContext
 from handlers.outbox.performers import Done, Perform, Wait, performer_for
-from handlers.triggers.apply import effects, incidents, schedule_delivery
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
+from hub.incidents.changes import effects, incidents, schedule_delivery
 from hub.incidents.models import EffectStatus
 from hub.observability.logs import bind
+from hub.runtime.backoff import backoff
 from hub.runtime.db import write
 from integrations.outbound import OutboundError, Permanent, RateLimited
 
@@ -50,7 +51,7 @@ def deliver_effects(ctx: WorkflowContext, incident_id: str | None) -> None:
                 _release(ctx, incident_id)
         due = [w for w in waits if w is not None]
         if due:
-            schedule_delivery(ctx, incident_id, delay_s=min(due))
+            schedule_delivery(ctx.queue, incident_id, delay_s=min(due))
             return
         if incident_id is None or not _any_due(ctx, incident_id):
             return
@@ -151,7 +152,7 @@ def _failed(ctx: WorkflowContext, effect: Any, reason: str) -> Done | Wait:
             reason,
         )
         return Done({})
-    delay = min(300.0, settings.effect_min_backoff_s * 2**effect.failures)
+    delay = backoff(effect.failures + 1, settings.effect_min_backoff_s, 300.0)
     _reschedule(ctx, effect.id, delay, failed=reason)
     ctx.metrics.effect(effect.kind, "retry")
     log.warning("effect %s (%s) failed, retry in %.0f s: %s", effect.id, effect.kind, delay, reason)

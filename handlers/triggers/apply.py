@@ -19,17 +19,13 @@ from hub.events.ids import new_incident_id
 from hub.events.models import as_utc, utcnow
 from hub.incidents import changes as incident_changes
 from hub.incidents.changes import (
-    TRANSITIONS,
-    WORDS,
     Outcome,
     StatusChange,
-    effects,
     incidents,
     locked,
     owe,
     rearm,
     record,
-    timeline,
     transition,
 )
 from hub.incidents.models import IncidentEvent, IncidentStatus
@@ -41,21 +37,6 @@ log = logging.getLogger(__name__)
 incident_events: Table = IncidentEvent.__table__  # type: ignore[attr-defined]
 
 OCCURRENCE = "occurrence added"
-
-__all__ = [
-    "TRANSITIONS",
-    "WORDS",
-    "Outcome",
-    "StatusChange",
-    "apply_trigger",
-    "change_status",
-    "effects",
-    "incidents",
-    "owe",
-    "rearm",
-    "schedule_delivery",
-    "timeline",
-]
 
 
 def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
@@ -72,7 +53,7 @@ def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outc
                 raise
     _log_outcome(event_id, trigger, outcome)
     if outcome.deliver and outcome.incident_id:
-        schedule_delivery(ctx, outcome.incident_id)
+        incident_changes.schedule_delivery(ctx.queue, outcome.incident_id)
     return outcome
 
 
@@ -80,10 +61,6 @@ def change_status(ctx: WorkflowContext, incident_id: str, change: StatusChange) 
     """Acknowledge, resolve or reopen, as a button or a command asks."""
     github = ctx.github is not None
     return incident_changes.change_status(ctx.engine, ctx.queue, incident_id, change, github=github)
-
-
-def schedule_delivery(ctx: WorkflowContext, incident_id: str | None, delay_s: float = 0) -> None:
-    incident_changes.schedule_delivery(ctx.queue, incident_id, delay_s)
 
 
 def _apply(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
@@ -125,7 +102,7 @@ def raise_or_clear(
         else:
             outcome = _open(conn, ctx, cause, trigger, event=False)
     if outcome.deliver and outcome.incident_id:
-        schedule_delivery(ctx, outcome.incident_id)
+        incident_changes.schedule_delivery(ctx.queue, outcome.incident_id)
     return outcome
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from handlers.context import WorkflowContext
-from handlers.triggers.apply import effects, incidents, owe, rearm, schedule_delivery, timeline
 from handlers.upkeep.selfhealth import check_health
 from hub.events.models import utcnow
+from hub.incidents.changes import effects, incidents, owe, rearm, record, schedule_delivery
 from hub.incidents.models import EffectStatus, IncidentStatus
 from hub.runtime.db import write
 
@@ -52,22 +52,19 @@ def escalate_unacknowledged(ctx: WorkflowContext) -> int:
             minutes = int(ctx.settings.escalate_after_s // 60)
             mention = f"{ctx.settings.slack_oncall} " if ctx.settings.slack_oncall else ""
             text = f"{mention}Still unacknowledged after {minutes} min: escalating."
-            entry = conn.execute(
-                insert(timeline).returning(timeline.c.id),
-                {
-                    "incident_id": incident_id,
-                    "at": now,
-                    "actor": "hub",
-                    "action": "escalated",
-                    "detail": text,
-                    "dedupe": f"escalate:{incident_id}",
-                },
-            ).scalar_one()
+            entry = record(
+                conn,
+                incident_id,
+                actor="hub",
+                action="escalated",
+                detail=text,
+                dedupe=f"escalate:{incident_id}",
+            )
             owe(conn, incident_id, "slack.reply", f"slack.reply:{entry}", payload={"text": text})
             rearm(conn, incident_id, "slack.update", f"slack.update:{incident_id}")
             done.append(incident_id)
     for incident_id in done:
-        schedule_delivery(ctx, incident_id)
+        schedule_delivery(ctx.queue, incident_id)
     return len(done)
 
 
@@ -90,5 +87,5 @@ def resend_stranded_effects(ctx: WorkflowContext) -> int:
     with ctx.engine.connect() as conn:
         owners = [row[0] for row in conn.execute(stmt)]
     for incident_id in owners:
-        schedule_delivery(ctx, incident_id)
+        schedule_delivery(ctx.queue, incident_id)
     return len(owners)

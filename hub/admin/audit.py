@@ -6,18 +6,17 @@ never claims an action that did not happen, nor misses one that did."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, insert, select
 
 from hub.admin.models import AuditEntry
 from hub.events.models import as_utc, utcnow
+from hub.events.queries import clamp_limit
 from hub.runtime.db import write
 
 audit_log: Table = AuditEntry.__table__  # type: ignore[attr-defined]
-
-MAX_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +61,12 @@ def list_entries(
     if filters.action is not None:
         stmt = stmt.where(audit_log.c.action == filters.action)
     if filters.since is not None:
-        stmt = stmt.where(audit_log.c.at >= as_utc(filters.since).astimezone(UTC))
+        stmt = stmt.where(audit_log.c.at >= as_utc(filters.since))
     if filters.until is not None:
-        stmt = stmt.where(audit_log.c.at < as_utc(filters.until).astimezone(UTC))
+        stmt = stmt.where(audit_log.c.at < as_utc(filters.until))
     if before is not None:
         stmt = stmt.where(audit_log.c.id < before)
-    stmt = stmt.order_by(audit_log.c.id.desc()).limit(max(1, min(limit, MAX_LIMIT)))
+    stmt = stmt.order_by(audit_log.c.id.desc()).limit(clamp_limit(limit))
     with engine.connect() as conn:
         return [
             AuditRow(r.id, as_utc(r.at), r.actor, r.action, r.target, dict(r.detail or {}))

@@ -23,7 +23,7 @@ from hub.config import Settings
 from hub.container import Container, build
 from hub.events.models import Status
 from hub.events.queries import EventFilter, EventQueries
-from hub.incidents.changes import StatusChange, change_status
+from hub.incidents.changes import VERBS, StatusChange, change_status
 from hub.incidents.queries import IncidentFilter, get_incident, list_incidents
 
 
@@ -190,8 +190,7 @@ def incidents_change(args: argparse.Namespace) -> int:
     from hub.admin import audit
 
     c = _container()
-    action = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}[args.verb]
-    change = StatusChange(action, _actor(), f"cli:{uuid.uuid4().hex}", args.note)
+    change = StatusChange(VERBS[args.verb], _actor(), f"cli:{uuid.uuid4().hex}", args.note)
     outcome = change_status(
         c.engine, c.events, args.incident_id, change, github=c.settings.tracks_github
     )

@@ -1,13 +1,11 @@
 """What `hub demo` sends: requests shaped like Stripe's, GitHub's and Slack's, signed the way
-each of them signs (the hub is the verifier, so this is plain `hmac`, not an SDK helper).
+each of them signs (integrations/signing.py, which the tests sign with too).
 
 Every run draws fresh ids (events, disputes, payments, runs, deliveries), so running the demo
 again makes new events and new incidents rather than duplicates of the last run's."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import string
@@ -16,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+from integrations.signing import signature_headers
 
 Payload = dict[str, Any]
 
@@ -141,60 +141,95 @@ def payment_failed(account: str, n: int) -> Request:
 # --- GitHub -------------------------------------------------------------------------------
 
 
-def _user(login: str, kind: str = "User") -> Payload:
-    return {"login": login, "id": 9_919, "type": kind, "html_url": f"https://github.com/{login}"}
-
-
-def _repository() -> Payload:
-    owner, _, name = REPO.partition("/")
+def github_user(login: str = "octocat", kind: str = "User") -> Payload:
     return {
-        "id": 702_113_405,
+        "login": login,
+        "id": 583231,
+        "node_id": "MDQ6VXNlcjU4MzIzMQ==",
+        "html_url": f"https://github.com/{login}",
+        "type": kind,
+        "site_admin": False,
+    }
+
+
+def github_repository(full_name: str = REPO, default_branch: str = "main") -> Payload:
+    owner, _, name = full_name.partition("/")
+    return {
+        "id": 1296269,
+        "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
         "name": name,
-        "full_name": REPO,
+        "full_name": full_name,
         "private": True,
-        "owner": _user(owner, "Organization"),
-        "html_url": f"https://github.com/{REPO}",
-        "default_branch": "main",
+        "owner": github_user(owner, "Organization"),
+        "html_url": f"https://github.com/{full_name}",
+        "default_branch": default_branch,
+    }
+
+
+@dataclass(frozen=True)
+class Run:
+    """What varies between `workflow_run` deliveries; the rest is GitHub's usual shape."""
+
+    conclusion: str | None
+    branch: str | None
+    run_number: int
+    run_id: int
+    sha: str
+    message: str
+    started_at: str
+    workflow: str = WORKFLOW
+    repo: str = REPO
+    default_branch: str = "main"
+    head_repo: str | None = None  # a fork's pull request runs on the fork's repository
+    sender: str = "mona"
+
+
+def workflow_run_payload(r: Run) -> Payload:
+    """A `workflow_run` `completed` payload, as GitHub sends it (the demo's and the tests')."""
+    repo = github_repository(r.repo, r.default_branch)
+    run: Payload = {
+        "id": r.run_id,
+        "name": r.workflow,
+        "node_id": "WFR_kwLOBB8Zxc8AAAACNtx8fg",
+        "head_branch": r.branch,
+        "head_sha": r.sha,
+        "path": ".github/workflows/ci.yml",
+        "display_title": r.message.splitlines()[0],
+        "run_number": r.run_number,
+        "event": "push",
+        "status": "completed",
+        "conclusion": r.conclusion,
+        "workflow_id": 161335,
+        "html_url": f"https://github.com/{r.repo}/actions/runs/{r.run_id}",
+        "run_attempt": 1,
+        "run_started_at": r.started_at,
+        "actor": github_user(r.sender),
+        "triggering_actor": github_user(r.sender),
+        "head_commit": {
+            "id": r.sha,
+            "message": r.message,
+            "timestamp": r.started_at,
+            "author": {"name": "Mona Octocat", "email": "mona@example.com"},
+            "committer": {"name": "GitHub", "email": "noreply@github.com"},
+        },
+        "repository": repo,
+        "head_repository": github_repository(r.head_repo or r.repo, r.default_branch),
+    }
+    return {
+        "action": "completed",
+        "workflow_run": run,
+        "workflow": {"id": 161335, "name": r.workflow, "path": run["path"], "state": "active"},
+        "repository": repo,
+        "sender": github_user(r.sender),
     }
 
 
 def workflow_run(conclusion: str, run_number: int, message: str) -> Request:
     """`workflow_run` `completed` for the repository's default branch."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     run_id, sha = secrets.randbelow(10**10) + 10**10, secrets.token_hex(20)
-    repo = _repository()
-    run: Payload = {
-        "id": run_id,
-        "name": WORKFLOW,
-        "head_branch": "main",
-        "head_sha": sha,
-        "path": ".github/workflows/ci.yml",
-        "display_title": message.splitlines()[0],
-        "run_number": run_number,
-        "event": "push",
-        "status": "completed",
-        "conclusion": conclusion,
-        "workflow_id": 81_726_354,
-        "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}",
-        "run_attempt": 1,
-        "run_started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "actor": _user("mona"),
-        "triggering_actor": _user("mona"),
-        "head_commit": {
-            "id": sha,
-            "message": message,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "author": {"name": "Mona Octocat", "email": "mona@example.com"},
-        },
-        "repository": repo,
-        "head_repository": repo,
-    }
-    payload: Payload = {
-        "action": "completed",
-        "workflow_run": run,
-        "workflow": {"id": 81_726_354, "name": WORKFLOW, "path": run["path"], "state": "active"},
-        "repository": repo,
-        "sender": _user("mona"),
-    }
+    payload = workflow_run_payload(Run(conclusion, "main", run_number, run_id, sha, message, now))
+    repo = payload["repository"]
     headers = {
         "content-type": "application/json",
         "user-agent": "GitHub-Hookshot/5c3a1d2",
@@ -269,23 +304,4 @@ def press_acknowledge(
 
 def signed(request: Request, secret: str, now: float | None = None) -> dict[str, str]:
     """The request's headers plus its provider's signature, made as the provider makes it."""
-    stamp = str(int(time.time() if now is None else now))
-    headers = dict(request.headers)
-    if request.provider == "stripe":
-        digest = _hmac(secret, stamp.encode(), b".", request.body)
-        headers["stripe-signature"] = f"t={stamp},v1={digest}"
-    elif request.provider == "github":
-        headers["x-hub-signature-256"] = "sha256=" + _hmac(secret, request.body)
-    elif request.provider == "slack":
-        headers["x-slack-request-timestamp"] = stamp
-        headers["x-slack-signature"] = "v0=" + _hmac(secret, f"v0:{stamp}:".encode(), request.body)
-    else:
-        raise ValueError(f"no signing scheme for {request.provider!r}")
-    return headers
-
-
-def _hmac(secret: str, *parts: bytes) -> str:
-    mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
-    for part in parts:
-        mac.update(part)
-    return mac.hexdigest()
+    return request.headers | signature_headers(request.provider, request.body, secret, now)

@@ -31,8 +31,11 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands datetimes back naive; everything stored is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """The one UTC rule. Naive means UTC: SQLite stores datetimes as text without their
+    offset and hands them back naive, and everything the hub stores is UTC. An aware value
+    is converted, so what a caller sends (`since=...+02:00`) binds and compares as UTC on
+    both databases. Raises OverflowError for a value that is out of range once in UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def as_utc_or_none(value: datetime | None) -> datetime | None:

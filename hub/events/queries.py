@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, func, select
@@ -23,6 +23,11 @@ MAX_LIMIT = 500
 _EVENT_ID = re.compile(r"evt_[0-9A-HJKMNP-TV-Z]{26}")
 # A cursor is the base64url of one id (30 chars -> 40); anything longer was not issued here.
 _MAX_CURSOR_CHARS = 64
+
+
+def clamp_limit(limit: int) -> int:
+    """How many rows one page of any admin list (events, incidents, audit) may hold."""
+    return max(1, min(limit, MAX_LIMIT))
 
 
 class BadCursor(ValueError):
@@ -51,10 +56,10 @@ class EventFilter:
         # keeps the bounds exact to the microsecond (ids carry milliseconds).
         if self.since is not None:
             out.append(events.c.id >= id_floor(self.since))
-            out.append(events.c.received_at >= _utc(self.since))
+            out.append(events.c.received_at >= as_utc(self.since))
         if self.until is not None:
             out.append(events.c.id < id_floor(self.until + timedelta(milliseconds=1)))
-            out.append(events.c.received_at < _utc(self.until))
+            out.append(events.c.received_at < as_utc(self.until))
         return out
 
 
@@ -151,7 +156,7 @@ class EventQueries:
 
     def list_events(self, filters: EventFilter, cursor: str | None, limit: int) -> Page:
         """Newest first. Raises BadCursor for a cursor this API did not issue."""
-        limit = max(1, min(limit, MAX_LIMIT))
+        limit = clamp_limit(limit)
         stmt = select(*_SUMMARY).where(*filters.clauses())
         if cursor is not None:
             stmt = stmt.where(events.c.id < decode_cursor(cursor))
@@ -192,11 +197,6 @@ def decode_cursor(cursor: str) -> str:
     return event_id
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite stores datetimes as text without their offset, so a bound value must be UTC too.
-    return as_utc(value).astimezone(UTC)
-
-
 def _event(m: Any) -> EventRow:
     return EventRow(
         id=m["id"],
@@ -204,11 +204,11 @@ def _event(m: Any) -> EventRow:
         type=m["type"],
         delivery_id=m["delivery_id"],
         status=m["status"],
-        received_at=_utc(m["received_at"]),
-        updated_at=_utc(m["updated_at"]),
+        received_at=as_utc(m["received_at"]),
+        updated_at=as_utc(m["updated_at"]),
         runs=m["runs"],
         last_error=m["last_error"],
-        redacted_at=_utc(m["redacted_at"]) if m["redacted_at"] is not None else None,
+        redacted_at=as_utc(m["redacted_at"]) if m["redacted_at"] is not None else None,
     )
 
 
@@ -216,8 +216,8 @@ def _attempt(m: Any) -> AttemptRow:
     finished = m["finished_at"]
     return AttemptRow(
         workflow=m["workflow"],
-        started_at=_utc(m["started_at"]),
-        finished_at=_utc(finished) if finished is not None else None,
+        started_at=as_utc(m["started_at"]),
+        finished_at=as_utc(finished) if finished is not None else None,
         outcome=m["outcome"],
         error=m["error"],
         traceback=m["traceback"],

@@ -37,6 +37,10 @@ TRANSITIONS: dict[str, tuple[IncidentStatus, frozenset[str]]] = {
     "reopened": (IncidentStatus.OPEN, frozenset({IncidentStatus.RESOLVED})),
 }
 WORDS = {"acknowledged": "Acknowledged", "resolved": "Resolved", "reopened": "Reopened"}
+# What people press or type (Slack buttons, `/incident`, `hub incidents`, the admin API) ->
+# the action it asks for.
+VERBS = {"ack": "acknowledged", "acknowledge": "acknowledged", "resolve": "resolved",
+         "reopen": "reopened"}  # fmt: skip
 
 
 @dataclass(frozen=True)

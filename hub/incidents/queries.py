@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from hub.events.models import as_utc, as_utc_or_none
+from hub.events.queries import clamp_limit
 from hub.incidents.changes import incidents, timeline
 from hub.incidents.models import IncidentEvent
 
 incident_events = IncidentEvent.__table__  # type: ignore[attr-defined]
-MAX_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +68,10 @@ def list_incidents(
     if filters.severity is not None:
         stmt = stmt.where(incidents.c.severity == filters.severity)
     if filters.since is not None:
-        stmt = stmt.where(incidents.c.last_seen >= as_utc(filters.since).astimezone(UTC))
+        stmt = stmt.where(incidents.c.last_seen >= as_utc(filters.since))
     if before is not None:
         stmt = stmt.where(incidents.c.id < before)
-    stmt = stmt.order_by(incidents.c.id.desc()).limit(max(1, min(limit, MAX_LIMIT)))
+    stmt = stmt.order_by(incidents.c.id.desc()).limit(clamp_limit(limit))
     with engine.connect() as conn:
         return [_incident(r) for r in conn.execute(stmt)]
 
@@ -99,12 +99,6 @@ def get_incident(
         [TimelineRow(as_utc(e.at), e.actor, e.action, e.detail) for e in entries],
         [r[0] for r in fed],
     )
-
-
-def counts_by_status(engine: Engine) -> dict[str, int]:
-    stmt = select(incidents.c.status, func.count()).group_by(incidents.c.status)
-    with engine.connect() as conn:
-        return {str(s): int(n) for s, n in conn.execute(stmt)}
 
 
 def _incident(r: Any) -> IncidentRow:

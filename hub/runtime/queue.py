@@ -15,7 +15,6 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
-    CurrentMessage,
     Middleware,
     Retries,
     ShutdownNotifications,
@@ -77,7 +76,6 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         ),
         TimeLimit(time_limit=15 * 60 * 1000),
         ShutdownNotifications(),
-        CurrentMessage(),
     ]
     broker: dramatiq.Broker
     if settings.redis_url:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 
 from hub.admin import audit
 from hub.admin.tokens import Scope
-from hub.incidents.changes import StatusChange, change_status
+from hub.events.queries import MAX_LIMIT
+from hub.incidents.changes import VERBS, StatusChange, change_status
 from hub.incidents.queries import (
     IncidentDetail,
     IncidentFilter,
@@ -36,8 +37,6 @@ from hub.web.schemas import ApiError, IsoDateTime
 if TYPE_CHECKING:
     from hub.container import Container
 
-ACTIONS = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
-
 
 def router(container: Container, auth: AdminAuth) -> APIRouter:
     engine = container.engine
@@ -54,7 +53,7 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
         status: IncidentState | None = None,
         severity: Severity | None = None,
         since: Annotated[IsoDateTime | None, Query(description="Last seen at or after")] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         cursor: Annotated[str | None, Query(description="`next_cursor` of the last page")] = None,
     ) -> IncidentPage:
         rows = list_incidents(engine, IncidentFilter(status, severity, since), cursor, limit + 1)
@@ -70,7 +69,7 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
     def change(incident_id: str, verb: str, admin: Admin, note: str) -> IncidentChangeOut:
         # Each request is its own cause: pressing twice answers "already ..." the second time.
         cause = f"admin:{uuid.uuid4().hex}"
-        request = StatusChange(ACTIONS[verb], admin.actor, cause, note)
+        request = StatusChange(VERBS[verb], admin.actor, cause, note)
         outcome = change_status(engine, container.events, incident_id, request, github=github)
         if outcome.incident_id is None:
             raise ApiError(404, "not_found", f"no incident with id {incident_id[:64]!r}")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from hub.admin.tokens import Scope
 from hub.events.models import Status
+from hub.events.queries import MAX_LIMIT
 from hub.web.schemas import IsoDateTime, UTCDateTime
 
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
@@ -118,7 +119,7 @@ class AuditQuery(BaseModel):
     action: str | None = Field(None, description="e.g. `replay.start`, `incident.ack`.")
     since: IsoDateTime | None = None
     until: IsoDateTime | None = None
-    limit: int = Field(100, ge=1, le=500)
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
 
 

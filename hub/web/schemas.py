@@ -5,7 +5,7 @@ Field names and nesting are a contract (DESIGN.md section 2): add fields, never 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import HTTPException
@@ -25,7 +25,7 @@ from hub.events.queries import MAX_LIMIT
 
 def _iso_utc(value: datetime) -> str:
     # "+00:00" rather than pydantic's "Z": every ISO 8601 parser, old ones included, reads it.
-    return as_utc(value).astimezone(UTC).isoformat()
+    return as_utc(value).isoformat()
 
 
 UTCDateTime = Annotated[
@@ -48,7 +48,7 @@ def _not_a_number(value: object) -> object:
 def _utc_representable(value: datetime) -> datetime:
     # 0001-01-01T00:00:00+00:01 parses, but is before year 1 in UTC, where queries compare.
     try:
-        as_utc(value).astimezone(UTC)
+        as_utc(value)
     except OverflowError:
         raise ValueError("is out of range once converted to UTC") from None
     return value

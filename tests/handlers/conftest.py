@@ -11,9 +11,9 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
 from handlers.context import WorkflowContext
-from handlers.triggers.apply import effects, incidents, timeline
 from hub.config import Settings
 from hub.events.store import EventStore, NewEvent
+from hub.incidents.changes import effects, incidents, timeline
 from hub.runtime.db import make_engine
 from hub.runtime.queue import EventQueue
 

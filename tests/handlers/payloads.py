@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from hub.cli.demo_payloads import Run, github_repository, github_user, workflow_run_payload
+
 Payload = dict[str, Any]
 
 CREATED = 1_718_000_000  # 2024-06-10 06:13:20 UTC
@@ -183,28 +185,11 @@ def early_fraud_warning(
 
 
 def user(login: str = "octocat", type: str = "User") -> Payload:
-    return {
-        "login": login,
-        "id": 583231,
-        "node_id": "MDQ6VXNlcjU4MzIzMQ==",
-        "html_url": f"https://github.com/{login}",
-        "type": type,
-        "site_admin": False,
-    }
+    return github_user(login, type)
 
 
 def repository(full_name: str = "octo/app", default_branch: str = "main") -> Payload:
-    owner, _, name = full_name.partition("/")
-    return {
-        "id": 1296269,
-        "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
-        "name": name,
-        "full_name": full_name,
-        "private": True,
-        "owner": user(owner, "Organization"),
-        "html_url": f"https://github.com/{full_name}",
-        "default_branch": default_branch,
-    }
+    return github_repository(full_name, default_branch)
 
 
 def workflow_run(
@@ -218,49 +203,23 @@ def workflow_run(
     head_repo: str | None = None,
     sender: str = "octocat",
 ) -> Payload:
-    """A `workflow_run` `completed` payload."""
-    sha = "d6fde92930d4715a2b49857d24b940956b26d2d3"
-    run: Payload = {
-        "id": run_id,
-        "name": workflow,
-        "node_id": "WFR_kwLOBB8Zxc8AAAACNtx8fg",
-        "head_branch": branch,
-        "head_sha": sha,
-        "path": ".github/workflows/ci.yml",
-        "display_title": "Fix the flaky payment retry test",
-        "run_number": run_number,
-        "event": "push",
-        "status": "completed",
-        "conclusion": conclusion,
-        "workflow_id": 161335,
-        "html_url": f"https://github.com/{repo}/actions/runs/{run_id}",
-        "run_attempt": 1,
-        "run_started_at": "2024-06-10T06:10:02Z",
-        "actor": user(sender),
-        "triggering_actor": user(sender),
-        "head_commit": {
-            "id": sha,
-            "tree_id": "b4f7a4b2a3c5e1d7b0e8a9f6c3d2e1f0a9b8c7d6",
-            "message": "Fix the flaky payment retry test\n\nThe retry used wall-clock time.",
-            "timestamp": "2024-06-10T06:09:55Z",
-            "author": {"name": "Mona Octocat", "email": "mona@example.com"},
-            "committer": {"name": "GitHub", "email": "noreply@github.com"},
-        },
-        "repository": repository(repo, default_branch),
-        "head_repository": repository(head_repo or repo, default_branch),
-    }
-    return {
-        "action": "completed",
-        "workflow_run": run,
-        "workflow": {
-            "id": 161335,
-            "name": workflow,
-            "path": ".github/workflows/ci.yml",
-            "state": "active",
-        },
-        "repository": repository(repo, default_branch),
-        "sender": user(sender),
-    }
+    """A `workflow_run` `completed` payload (the demo's builder, with fixed ids)."""
+    return workflow_run_payload(
+        Run(
+            conclusion,
+            branch,
+            run_number,
+            run_id,
+            sha="d6fde92930d4715a2b49857d24b940956b26d2d3",
+            message="Fix the flaky payment retry test\n\nThe retry used wall-clock time.",
+            started_at="2024-06-10T06:10:02Z",
+            workflow=workflow,
+            repo=repo,
+            default_branch=default_branch,
+            head_repo=head_repo,
+            sender=sender,
+        )
+    )
 
 
 def deployment_status(

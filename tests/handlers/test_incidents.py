@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from handlers import billing, delivery
 from handlers.context import WorkflowContext
-from handlers.triggers.apply import StatusChange, change_status
+from handlers.triggers.apply import change_status
 from handlers.triggers.workflow import incident_workflow
+from hub.incidents.changes import StatusChange
 from tests.handlers import payloads as p
 from tests.handlers.conftest import all_incidents, effects_of, store_event, timeline_of
 
