@@ -11,8 +11,8 @@ from handlers.context import Workflow, WorkflowContext
 from handlers.routing_table import Routes
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, Claimed
-from hub.observability.logs import bind
 from hub.runtime.backoff import backoff
+from hub.runtime.logs import bind
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     # that too, at about a third of the throughput here. PostgreSQL is the durable mode.
     sqlite_synchronous: str = "NORMAL"
 
-    # Logs (hub/observability/logs.py): `json` (one object per line), `text`, or `auto`: text
+    # Logs (hub/runtime/logs.py): `json` (one object per line), `text`, or `auto`: text
     # on a terminal, JSON otherwise. Every record carries the ids bound where it was written.
     log_format: str = "auto"
     log_level: str = "INFO"

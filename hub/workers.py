@@ -24,8 +24,8 @@ from hub.config import Settings
 from hub.container import Container, build, outbound_clients
 from hub.events.routed_kinds import Publisher, kind
 from hub.events.sweeper import Sweeper, housekeeping_clock
-from hub.observability.logs import configure_logging
 from hub.observability.worker_metrics import WorkerMetrics
+from hub.runtime.logs import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -341,12 +341,12 @@ def test_each_workload_environment_loads_as_production_settings(
     assert settings.github_incident_repo is None
 
 
-def test_the_readmes_first_apply_is_the_settings_and_the_migration_only(objects):
-    """README.md applies in two steps so that no pod runs before the schema is migrated;
-    its first step's label selector must pick exactly the settings and the Job."""
-    readme = (K8S.parents[1] / "README.md").read_text()
-    match = re.search(r"kubectl apply -k deploy/k8s -n hub \\\n\s+-l '([^']+)'", readme)
-    assert match, "the README's first apply step is gone"
+def test_the_docs_first_apply_is_the_settings_and_the_migration_only(objects):
+    """docs/operations.md applies in two steps so that no pod runs before the schema is
+    migrated; its first step's label selector must pick exactly the settings and the Job."""
+    guide = (K8S.parents[1] / "docs" / "operations.md").read_text()
+    match = re.search(r"kubectl apply -k deploy/k8s -n hub \\\n\s+-l '([^']+)'", guide)
+    assert match, "the operations guide's first apply step is gone"
     terms = [term.split("!=") for term in match[1].split(",")]
 
     def selected(obj: Obj) -> bool:

@@ -23,7 +23,8 @@ from starlette.testclient import TestClient
 from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.incidents.models import Incident
-from hub.observability.logs import (
+from hub.runtime.db import make_engine
+from hub.runtime.logs import (
     HANDLER_NAME,
     bind,
     bound,
@@ -31,7 +32,6 @@ from hub.observability.logs import (
     handler_for,
     resolve_format,
 )
-from hub.runtime.db import make_engine
 from hub.web.app import HubAPI
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.fakes.slack import SlackServer

@@ -23,9 +23,9 @@ from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
 from hub.incidents.changes import effects, incidents, schedule_delivery
 from hub.incidents.models import EffectStatus
-from hub.observability.logs import bind
 from hub.runtime.backoff import backoff
 from hub.runtime.db import write
+from hub.runtime.logs import bind
 from integrations.outbound import OutboundError, Permanent, RateLimited
 
 log = logging.getLogger(__name__)

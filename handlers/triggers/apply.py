@@ -29,8 +29,8 @@ from hub.incidents.changes import (
     transition,
 )
 from hub.incidents.models import IncidentEvent, IncidentStatus
-from hub.observability.logs import bind
 from hub.runtime.db import write
+from hub.runtime.logs import bind
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from hub.events.store import events
 from hub.incidents.changes import effects, schedule_delivery
 from hub.incidents.models import EffectStatus
 from hub.runtime.db import write
+from hub.runtime.logs import bind
 from hub.runtime.queue import EventQueue
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ class Replayer:
             audit.record(conn, actor, "event.replay", event_id, previous_status=row.status)
         self._hand_off([event_id], 0)
         self._deliver(owing)
-        log.info("event %s replayed by %s", event_id, actor, extra={"event_id": event_id})
+        with bind(event_id=event_id):
+            log.info("event %s replayed by %s", event_id, actor)
         return OneReplay("queued", Status.QUEUED)
 
     def count(self, filters: EventFilter) -> int:
@@ -124,6 +126,12 @@ class Replayer:
                               matched=matched)  # fmt: skip
             return BulkReplay(None, matched, 0, 0, None)
         replay_id = "rpl_" + new_event_id()[4:]
+        with bind(replay_id=replay_id):
+            return self._replay_all(filters, actor, replay_id, matched, described)
+
+    def _replay_all(
+        self, filters: EventFilter, actor: str, replay_id: str, matched: int, described: dict[str, Any]
+    ) -> BulkReplay:
         start = utcnow()
         taken = 0
         after = ""
@@ -142,10 +150,7 @@ class Replayer:
             )  # fmt: skip
             audit.record(conn, actor, "replay.start", replay_id, filter=described,
                          matched=matched, replayed=taken)  # fmt: skip
-        # hub.observability sits above this layer (no bind here): the id goes as `extra`.
-        about = {"replay_id": replay_id}
-        line = "replay %s by %s: %d matched, %d replayed"
-        log.info(line, replay_id, actor, matched, taken, extra=about)
+        log.info("replay %s by %s: %d matched, %d replayed", replay_id, actor, matched, taken)
         return BulkReplay(replay_id, matched, taken, matched - taken, paced_until)
 
     def progress(self, replay_id: str) -> Progress | None:

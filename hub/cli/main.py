@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from hub.cli import admin as admin_cli
 from hub.cli import demo
 from hub.config import Settings
-from hub.observability.logs import configure_logging
+from hub.runtime.logs import configure_logging
 
 # uvicorn's graceful shutdown: requests in flight get this long to finish (the Kubernetes
 # manifests give the pod more than this plus their preStop sleep).

@@ -13,7 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.observability.logs import bind
+from hub.runtime.logs import bind
 
 log = logging.getLogger(__name__)
 
