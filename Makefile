@@ -72,4 +72,4 @@ bench-drain: install
 	$(BIN)/python tests/bench/drain.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) hub.runtime.db hub.runtime.db-wal hub.runtime.db-shm
+	rm -rf $(VENV) hub.db hub.db-wal hub.db-shm

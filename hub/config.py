@@ -27,7 +27,7 @@ class Settings(BaseSettings):
         env_prefix="HUB_", env_file=".env", extra="ignore", env_ignore_empty=True
     )
 
-    database_url: str = "sqlite:///./hub.runtime.db"
+    database_url: str = "sqlite:///./hub.db"
     redis_url: str | None = None
 
     stripe_webhook_secrets: SecretList = Field(default_factory=list)
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     github_incident_repo: str | None = None
 
     admin_tokens: SecretList = Field(default_factory=list)
-    # Inbound limits (slowapi syntax), shared through Redis when configured. The admin API
+    # Inbound limits (`limits` syntax: "600/minute"), shared through Redis when configured. The admin API
     # per token; requests that fail verification (or admin auth) per client address.
     # Verified deliveries are never limited: GitHub does not retry a 429.
     admin_rate_limit: str = "600/minute"

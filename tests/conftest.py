@@ -63,7 +63,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/hub.runtime.db"
+    url = f"sqlite:///{tmp_path}/hub.db"
     upgrade(url)
     return url
 

@@ -21,7 +21,7 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.models import Status
 from hub.events.store import EventStore, NewEvent
-from hub.runtime.db import make_engine
+from hub.db import make_engine
 from hub.runtime.migrate import upgrade
 
 TOKENS = ["t0k3n-a", "t0k3n-b"]
@@ -34,7 +34,7 @@ SUMMARY_FIELDS |= {"runs", "last_error", "redacted_at"}
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    url = f"sqlite:///{tmp_path}/hub.runtime.db"
+    url = f"sqlite:///{tmp_path}/hub.db"
     upgrade(url)
     values: dict[str, Any] = {
         "database_url": url,

@@ -106,7 +106,7 @@ def free_port() -> int:
 def fresh_database(mode: str, workdir: Path) -> tuple[str, dict[str, str]]:
     """An empty database (and Redis db) for the mode; returns its DB-API target and env."""
     if mode == "embedded":
-        db = workdir / "hub.runtime.db"
+        db = workdir / "hub.db"
         return str(db), {"HUB_DATABASE_URL": f"sqlite:///{db}"}
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")

@@ -71,7 +71,7 @@ class Seeded:
 
 
 def make_settings(tmp_path: Path, *, migrate: bool = True) -> Settings:
-    url = f"sqlite:///{tmp_path}/hub.runtime.db"
+    url = f"sqlite:///{tmp_path}/hub.db"
     if migrate:
         upgrade(url)
     return Settings(
