@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     github_incident_repo: str | None = None
 
     admin_tokens: SecretList = Field(default_factory=list)
-    # Inbound limits (`limits` syntax: "600/minute"), shared through Redis when configured. The admin API
-    # per token; requests that fail verification (or admin auth) per client address.
+    # Inbound limits (`limits` syntax: "600/minute"), shared through Redis when configured.
+    # The admin API per token; requests that fail verification (or admin auth) per client
+    # address.
     # Verified deliveries are never limited: GitHub does not retry a 429.
     admin_rate_limit: str = "600/minute"
     unverified_rate_limit: str = "120/minute"

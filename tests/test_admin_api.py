@@ -21,7 +21,7 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.models import Status
 from hub.events.store import EventStore, NewEvent
-from hub.db import make_engine
+from hub.runtime.db import make_engine
 from hub.runtime.migrate import upgrade
 
 TOKENS = ["t0k3n-a", "t0k3n-b"]

@@ -130,7 +130,12 @@ class Replayer:
             return self._replay_all(filters, actor, replay_id, matched, described)
 
     def _replay_all(
-        self, filters: EventFilter, actor: str, replay_id: str, matched: int, described: dict[str, Any]
+        self,
+        filters: EventFilter,
+        actor: str,
+        replay_id: str,
+        matched: int,
+        described: dict[str, Any],
     ) -> BulkReplay:
         start = utcnow()
         taken = 0
