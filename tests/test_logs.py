@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -37,6 +36,7 @@ from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p
 from tests.signing import STRIPE_SECRET, stripe_request
+from tests.test_incident_flow import wait_for
 
 Records = Callable[[], list[dict[str, Any]]]
 HEX_ID = re.compile(r"[0-9a-f]{32}")
@@ -274,15 +274,6 @@ def test_the_webhook_path_gets_no_request_id(client):
 # --- one event, followed by its id ----------------------------------------------------------
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_one_dispute_is_followed_from_its_webhook_to_the_slack_post_by_its_id(
     sqlite_url, slack: SlackServer, json_logs
 ):
@@ -293,12 +284,12 @@ def test_one_dispute_is_followed_from_its_webhook_to_the_slack_post_by_its_id(
         answer = client.post("/webhooks/stripe", content=body, headers=headers)
         assert answer.status_code == 200, answer.text
         event_id = answer.json()["event_id"]
-        wait_for(lambda: slack.messages("#incidents"), "the incident's Slack message")
+        wait_for(lambda: slack.messages("#incidents"), what="the incident's Slack message")
         posted = wait_for(
             lambda: [
                 r for r in json_logs() if r.get("effect") == "slack.post" and "done" in r["message"]
             ],
-            "the post's log line",
+            what="the post's log line",
         )
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
