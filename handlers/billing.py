@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.model import Change, Link, Severity, Trigger, Version
 from handlers.triggers.payload import (
     format_amount,
     opt_bool,
+    opt_epoch,
     opt_int,
     opt_ref,
     opt_str,
@@ -25,6 +26,16 @@ ACTOR = "stripe"
 DASHBOARD = "https://dashboard.stripe.com/"
 # Closed dispute statuses worth a word of their own; anything else is shown as is.
 DISPUTE_OUTCOMES = {"won": "won", "lost": "lost", "warning_closed": "closed (inquiry only)"}
+# A dispute's statuses before it is decided; every other status (won, lost, warning_closed,
+# and any Stripe adds later) is final. https://docs.stripe.com/api/disputes/object#dispute_object-status
+DISPUTE_OPEN_STATUSES = frozenset(
+    {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
+)
+# Version ranks: what comes later in an object's life ranks higher.
+DISPUTE_OPEN, DISPUTE_CLOSED = 0, 1
+# Stripe: "Some payouts that fail might initially show as paid, then change to failed", so for
+# one payout `failed` is the later state. https://docs.stripe.com/api/payouts/object
+PAYOUT_PAID, PAYOUT_FAILED = 0, 1
 
 
 def open_dispute_incident(event: Mapping[str, object]) -> Trigger:
@@ -50,11 +61,15 @@ def open_dispute_incident(event: Mapping[str, object]) -> Trigger:
         summary=" ".join(details),
         links=(Link("Dispute in Stripe", _dashboard(event, f"disputes/{dispute_id}")),),
         note=f"Stripe opened dispute {dispute_id} for {amount}",
+        # A dispute only moves from open statuses to closed ones, so its status rank orders
+        # its events; a second `created` for the same dispute is equal, hence stale.
+        version=_dispute_version(status, DISPUTE_OPEN),
     )
 
 
 def resolve_dispute_incident(event: Mapping[str, object]) -> Trigger:
-    """`charge.dispute.closed`: the dispute is decided; the note says won or lost."""
+    """`charge.dispute.closed`: the dispute is decided, whatever the outcome; the note says
+    which (won, lost, or an inquiry closed)."""
     dispute = req_map(event, "data.object")
     dispute_id = req_str(dispute, "id")
     status = opt_str(dispute, "status")
@@ -65,11 +80,15 @@ def resolve_dispute_incident(event: Mapping[str, object]) -> Trigger:
         key=dispute_key(dispute_id),
         actor=ACTOR,
         note=f"Dispute {dispute_id} closed: {outcome} ({amount})",
+        # Closed statuses rank above open ones: a `closed` delivered first outranks the
+        # `created` that comes after it.
+        version=_dispute_version(status, DISPUTE_CLOSED),
     )
 
 
 def open_payout_incident(event: Mapping[str, object]) -> Trigger:
-    """`payout.failed`: money did not reach the bank account (sev1, one incident per payout)."""
+    """`payout.failed`: money did not reach the bank account (sev1, one incident per
+    destination, so that a later payout paid to the same destination resolves it)."""
     payout = req_map(event, "data.object")
     payout_id = req_str(payout, "id")
     amount = format_amount(opt_int(payout, "amount"), opt_str(payout, "currency"))
@@ -86,13 +105,35 @@ def open_payout_incident(event: Mapping[str, object]) -> Trigger:
         details.append(f"Connected account: {account}.")
     return Trigger(
         change=Change.OPEN,
-        key=f"stripe:payout:{payout_id}",
+        key=payout_key(event, payout, payout_id),
         actor=ACTOR,
         title=f"Payout failed: {amount} ({code})",
         severity=Severity.SEV1,
         summary=" ".join(details),
         links=(Link("Payout in Stripe", _dashboard(event, f"payouts/{payout_id}")),),
         note=f"Payout {payout_id} of {amount} failed: {code}",
+        # The payout's own creation time orders payouts to one destination; `failed` ranks
+        # above `paid` because Stripe can report a payout paid and then failed.
+        version=_payout_version(payout, PAYOUT_FAILED),
+    )
+
+
+def resolve_payout_incident(event: Mapping[str, object]) -> Trigger:
+    """`payout.paid`: a failed payout is resolved when a later payout to the same destination
+    is paid (an older failed payout delivered after it is stale)."""
+    payout = req_map(event, "data.object")
+    payout_id = req_str(payout, "id")
+    amount = format_amount(opt_int(payout, "amount"), opt_str(payout, "currency"))
+    destination = opt_ref(payout, "destination")
+    where = f" to {destination}" if destination is not None else ""
+    return Trigger(
+        change=Change.RESOLVE,
+        key=payout_key(event, payout, payout_id),
+        actor=ACTOR,
+        note=f"Payout {payout_id} of {amount} paid{where}",
+        # Same meaning as the failed payout's version: (payout created, rank), paid below
+        # failed so that one payout's failure after its `paid` still opens.
+        version=_payout_version(payout, PAYOUT_PAID),
     )
 
 
@@ -117,6 +158,8 @@ def count_failed_payment(event: Mapping[str, object]) -> Trigger:
         summary=f"Latest failure: {latest}",
         links=(link,),
         note=f"Payment failed: {latest}",
+        # Unordered on purpose: each failure is an occurrence of the burst and counts.
+        version=None,
     )
 
 
@@ -145,11 +188,40 @@ def open_fraud_warning_incident(event: Mapping[str, object]) -> Trigger:
         summary=" ".join(details),
         links=links,
         note=f"Radar early fraud warning {warning_id} ({fraud_type})",
+        # A warning is created once: its own creation time makes a duplicate delivery stale.
+        version=_created_version(warning),
     )
 
 
 def dispute_key(dispute_id: str) -> str:
     return f"stripe:dispute:{dispute_id}"
+
+
+def payout_key(event: Mapping[str, object], payout: Mapping[str, object], payout_id: str) -> str:
+    """Per account and destination (bank account or card), `destination` being an id or an
+    expanded object; a payout without a destination is keyed by its own id."""
+    destination = opt_ref(payout, "destination")
+    if destination is None:
+        return f"stripe:payout:{payout_id}"
+    return f"stripe:payout:{opt_str(event, 'account') or 'platform'}:{destination}"
+
+
+def _dispute_version(status: str | None, without_status: int) -> Version:
+    """(rank,): 0 while the dispute is open, 1 once closed; an event without a status ranks
+    by its type (`without_status`)."""
+    if status is None:
+        return (without_status,)
+    return (DISPUTE_OPEN if status in DISPUTE_OPEN_STATUSES else DISPUTE_CLOSED,)
+
+
+def _payout_version(payout: Mapping[str, object], rank: int) -> Version | None:
+    created = opt_epoch(payout, "created")
+    return (created, rank) if created is not None else None
+
+
+def _created_version(obj: Mapping[str, object]) -> Version | None:
+    created = opt_epoch(obj, "created")
+    return (created,) if created is not None else None
 
 
 def _is_invoice(event: Mapping[str, object], obj: Mapping[str, object]) -> bool:

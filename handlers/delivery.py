@@ -8,8 +8,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from handlers.triggers.model import Change, Link, Severity, Trigger
-from handlers.triggers.payload import first_line, github_actor, opt_bool, opt_int, opt_str, req_str
+from handlers.triggers.model import Change, Link, Severity, Trigger, Version
+from handlers.triggers.payload import (
+    first_line,
+    github_actor,
+    opt_bool,
+    opt_epoch,
+    opt_int,
+    opt_str,
+    req_str,
+)
 
 CI_FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 DEPLOY_FAILED = frozenset({"failure", "error"})
@@ -36,6 +44,8 @@ def track_ci_on_default_branch(payload: Mapping[str, object]) -> Trigger | None:
             key=ci_key(repo, _workflow_name(payload)),
             actor=github_actor(payload),
             note=f"CI passed again on {default_branch}: {_run_label(payload)}",
+            # Run numbers order a workflow's runs: a late older failure is then stale.
+            version=ci_version(payload),
         )
     return None
 
@@ -57,6 +67,8 @@ def track_deploy_status(payload: Mapping[str, object]) -> Trigger | None:
             key=key,
             actor=github_actor(payload),
             note=f"Deployed to {environment} successfully{_ref_suffix(payload)}",
+            # When GitHub recorded this status (then its id): not when it reached us.
+            version=deploy_version(payload),
         )
     severity = Severity.SEV1 if _is_production(payload, environment) else Severity.SEV2
     return Trigger(
@@ -68,6 +80,8 @@ def track_deploy_status(payload: Mapping[str, object]) -> Trigger | None:
         summary=_deploy_summary(payload, state, environment),
         links=_deploy_links(payload),
         note=f"Deployment to {environment} reported {state}{_ref_suffix(payload)}",
+        # Same (status created_at, status id) as the success that resolves it.
+        version=deploy_version(payload),
     )
 
 
@@ -77,6 +91,27 @@ def ci_key(repo: str, workflow: str) -> str:
 
 def deploy_key(repo: str, environment: str) -> str:
     return f"github:deploy:{repo}:{environment}"
+
+
+def ci_version(payload: Mapping[str, object]) -> Version | None:
+    """(run_number, run_attempt): GitHub numbers a workflow's runs in the order they start
+    and counts re-runs within one, so a late run 41 sorts below run 43 whenever it arrives."""
+    number = opt_int(payload, "workflow_run.run_number")
+    if number is None:
+        return None
+    return (number, opt_int(payload, "workflow_run.run_attempt") or 1)
+
+
+def deploy_version(payload: Mapping[str, object]) -> Version | None:
+    """(status created_at in epoch seconds, status id): a status is immutable and stamped when
+    GitHub records it; its id (increasing) breaks ties within one second. Without a time of
+    its own the status is unordered (None) rather than given a wrong time."""
+    created = opt_epoch(payload, "deployment_status.created_at")
+    if created is None:
+        created = opt_epoch(payload, "deployment_status.updated_at")
+    if created is None:
+        return None
+    return (created, opt_int(payload, "deployment_status.id") or 0)
 
 
 def _on_default_branch(payload: Mapping[str, object], repo: str, default_branch: str) -> bool:
@@ -115,6 +150,8 @@ def _ci_broken(
         summary=f"{run} ended with {conclusion} on {commit} by {author}.",
         links=(Link("Workflow run", url),) if url else (),
         note=f"CI {conclusion.replace('_', ' ')} on {default_branch}: {run} ({sha})",
+        # Same (run_number, run_attempt) as the success that resolves it.
+        version=ci_version(payload),
     )
 
 

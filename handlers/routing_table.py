@@ -18,16 +18,42 @@ ROUTES: Routes = {
     ("stripe", "charge.dispute.created"): (on(billing.open_dispute_incident),),
     ("stripe", "charge.dispute.closed"): (on(billing.resolve_dispute_incident),),
     ("stripe", "payout.failed"): (on(billing.open_payout_incident),),
+    ("stripe", "payout.paid"): (on(billing.resolve_payout_incident),),  # same destination
     ("stripe", "payment_intent.payment_failed"): (on(billing.count_failed_payment),),
     ("stripe", "invoice.payment_failed"): (on(billing.count_failed_payment),),
     ("stripe", "radar.early_fraud_warning.created"): (on(billing.open_fraud_warning_incident),),
     # Delivery (GitHub CI and deployments)
     ("github", "workflow_run.completed"): (on(delivery.track_ci_on_default_branch),),
     ("github", "deployment_status.created"): (on(delivery.track_deploy_status),),
-    # Security (GitHub alerts, and issues labelled `incident`)
+    # Security: code scanning alerts (`appeared_in_branch` is left unrouted: not news)
     ("github", "code_scanning_alert.created"): (on(security.open_code_scanning_incident),),
+    ("github", "code_scanning_alert.reopened"): (on(security.open_code_scanning_incident),),
+    ("github", "code_scanning_alert.reopened_by_user"): (on(security.open_code_scanning_incident),),
+    ("github", "code_scanning_alert.fixed"): (on(security.resolve_code_scanning_incident),),
+    ("github", "code_scanning_alert.closed_by_user"): (
+        on(security.resolve_code_scanning_incident),
+    ),
+    # Security: secret scanning alerts
     ("github", "secret_scanning_alert.created"): (on(security.open_secret_leak_incident),),
+    ("github", "secret_scanning_alert.reopened"): (on(security.open_secret_leak_incident),),
+    ("github", "secret_scanning_alert.resolved"): (on(security.resolve_secret_leak_incident),),
+    # Security: Dependabot alerts
     ("github", "dependabot_alert.created"): (on(security.open_vulnerable_dependency_incident),),
+    ("github", "dependabot_alert.reopened"): (on(security.open_vulnerable_dependency_incident),),
+    ("github", "dependabot_alert.auto_reopened"): (
+        on(security.open_vulnerable_dependency_incident),
+    ),
+    ("github", "dependabot_alert.reintroduced"): (
+        on(security.open_vulnerable_dependency_incident),
+    ),
+    ("github", "dependabot_alert.fixed"): (on(security.resolve_vulnerable_dependency_incident),),
+    ("github", "dependabot_alert.dismissed"): (
+        on(security.resolve_vulnerable_dependency_incident),
+    ),
+    ("github", "dependabot_alert.auto_dismissed"): (
+        on(security.resolve_vulnerable_dependency_incident),
+    ),
+    # Issues labelled `incident`
     ("github", "issues.labeled"): (on(security.mirror_incident_issue),),
     ("github", "issues.closed"): (on(security.mirror_incident_issue),),
     # Chatops (Slack)

@@ -1,21 +1,28 @@
 """GitHub security alerts, and issues people label `incident`.
 
-Security alerts open one incident per alert, with a severity taken from the alert. Issues
-labelled `incident` are mirrored as incidents and resolved when closed, except the hub's own
-tracking issues (label `hub-incident`, or a `<!-- hub:` marker in the body), which would
-otherwise be mirrored back in a loop."""
+Security alerts open one incident per alert, with a severity taken from the alert; the alert's
+closing actions (fixed, dismissed, resolved) resolve it and its reopening actions open it
+again, under the same key. Issues labelled `incident` are mirrored as incidents and resolved
+when closed, except the hub's own tracking issues (label `hub-incident`, or a `<!-- hub:`
+marker in the body), which would otherwise be mirrored back in a loop.
+
+Versions (handlers.triggers.model.Trigger.version) are `(epoch seconds, phase)`: the time
+GitHub says the alert or issue last changed, then 0 for an opening and 1 for a closing action,
+so that a close stamped in the same second as the open (Dependabot's auto-dismiss rules act at
+creation) is still the newer of the two."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
-from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.model import Change, Link, Severity, Trigger, Version
 from handlers.triggers.payload import (
     first_line,
     github_actor,
     names,
     opt_bool,
+    opt_epoch,
     opt_int,
     opt_str,
     req_int,
@@ -43,10 +50,21 @@ INCIDENT_LABEL = "incident"
 HUB_LABEL = "hub-incident"
 HUB_MARKER = "<!-- hub:"
 SEVERITY_LABEL = re.compile(r"^sev[-_ ]?([1-4])$")
+OPENING, CLOSING = 0, 1  # the phase, second in a version
+# Actions that open an alert's incident again after a close, as the timeline words them.
+REOPEN_ACTIONS = {
+    "reopened": "reopened",
+    "reopened_by_user": "reopened",
+    "auto_reopened": "auto-reopened",
+    "reintroduced": "reintroduced",  # Dependabot: a fixed alert's dependency is back
+}
+# An alert's own timestamps of closing, in no particular order (the latest present counts).
+CLOSED_AT = ("fixed_at", "dismissed_at", "resolved_at", "auto_dismissed_at")
 
 
 def open_code_scanning_incident(payload: Mapping[str, object]) -> Trigger:
-    """`code_scanning_alert.created`: severity from the rule's security severity level."""
+    """`code_scanning_alert.created` (and `reopened`, `reopened_by_user`, which open the same
+    key again): severity from the rule's security severity level."""
     repo = req_str(payload, "repository.full_name")
     number = req_int(payload, "alert.number")
     rule = (
@@ -69,11 +87,13 @@ def open_code_scanning_incident(payload: Mapping[str, object]) -> Trigger:
         title=f"Code scanning: {shorten(rule, 120)} in {repo}",
         severity=severity,
         summary=" ".join(details) + ".",
+        label=f"Code scanning alert #{number}",
     )
 
 
 def open_secret_leak_incident(payload: Mapping[str, object]) -> Trigger:
-    """`secret_scanning_alert.created`: a secret was committed; always sev1 (rotate it)."""
+    """`secret_scanning_alert.created` (and `reopened`): a secret was committed; always sev1
+    (rotate it)."""
     repo = req_str(payload, "repository.full_name")
     number = req_int(payload, "alert.number")
     kind = (
@@ -96,11 +116,13 @@ def open_secret_leak_incident(payload: Mapping[str, object]) -> Trigger:
         title=f"Secret leaked: {kind} in {repo}",
         severity=Severity.SEV1,
         summary=" ".join(details),
+        label=f"Secret scanning alert #{number}",
     )
 
 
 def open_vulnerable_dependency_incident(payload: Mapping[str, object]) -> Trigger:
-    """`dependabot_alert.created`: severity from the advisory (or the vulnerability)."""
+    """`dependabot_alert.created` (and `reopened`, `auto_reopened`, `reintroduced`): severity
+    from the advisory (or the vulnerability)."""
     repo = req_str(payload, "repository.full_name")
     number = req_int(payload, "alert.number")
     package = (
@@ -122,7 +144,54 @@ def open_vulnerable_dependency_incident(payload: Mapping[str, object]) -> Trigge
         title=f"Vulnerable dependency: {package} ({advisory}) in {repo}",
         severity=_level(level, LEVELS) or Severity.SEV3,
         summary=_dependency_summary(payload, number, level),
+        label=f"Dependabot alert #{number}",
     )
+
+
+def resolve_code_scanning_incident(payload: Mapping[str, object]) -> Trigger:
+    """`code_scanning_alert.fixed` (no longer found by an analysis) and `closed_by_user`
+    (dismissed by someone): the note says which, with the commit or who and why."""
+    repo = req_str(payload, "repository.full_name")
+    number = req_int(payload, "alert.number")
+    label = f"Code scanning alert #{number}"
+    if opt_str(payload, "action") == "fixed":
+        # `commit_oid` is the analysed commit that no longer has the alert.
+        commit = (opt_str(payload, "commit_oid") or "")[:7]
+        note = f"{label} fixed in {commit}" if commit else f"{label} fixed"
+    else:
+        note = f"{label} {_dismissal(payload)}"
+    return _alert_closed(payload, alert_key("code-scanning", repo, number), note)
+
+
+def resolve_secret_leak_incident(payload: Mapping[str, object]) -> Trigger:
+    """`secret_scanning_alert.resolved`: the note names who resolved it and the resolution
+    (revoked, false_positive, wont_fix, used_in_tests, ...)."""
+    repo = req_str(payload, "repository.full_name")
+    number = req_int(payload, "alert.number")
+    who = opt_str(payload, "alert.resolved_by.login") or opt_str(payload, "sender.login")
+    note = f"Secret scanning alert #{number} resolved" + (f" by {who}" if who else "")
+    resolution = opt_str(payload, "alert.resolution")
+    if resolution is not None:
+        note += f": {_words(resolution)}"
+    comment = opt_str(payload, "alert.resolution_comment")
+    if comment is not None:
+        note += f" ({first_line(comment, 120)})"
+    return _alert_closed(payload, alert_key("secret-scanning", repo, number), note)
+
+
+def resolve_vulnerable_dependency_incident(payload: Mapping[str, object]) -> Trigger:
+    """`dependabot_alert.fixed`, `dismissed` and `auto_dismissed` (by an auto-triage rule)."""
+    repo = req_str(payload, "repository.full_name")
+    number = req_int(payload, "alert.number")
+    label = f"Dependabot alert #{number}"
+    action = opt_str(payload, "action")
+    if action == "fixed":
+        note = f"{label} fixed"
+    elif action == "auto_dismissed":
+        note = f"{label} auto-dismissed"
+    else:
+        note = f"{label} {_dismissal(payload)}"
+    return _alert_closed(payload, alert_key("dependabot", repo, number), note)
 
 
 def mirror_incident_issue(payload: Mapping[str, object]) -> Trigger | None:
@@ -146,6 +215,8 @@ def mirror_incident_issue(payload: Mapping[str, object]) -> Trigger | None:
         key=issue_key(repo, number),
         actor=github_actor(payload),
         note=f"Issue {repo}#{number} closed",
+        # The issue's own updated_at; closing ranks above labelling within the same second.
+        version=_issue_version(payload, CLOSING),
     )
 
 
@@ -162,9 +233,21 @@ def _level(value: str | None, levels: Mapping[str, Severity]) -> Severity | None
 
 
 def _alert(
-    payload: Mapping[str, object], *, key: str, title: str, severity: Severity, summary: str
+    payload: Mapping[str, object],
+    *,
+    key: str,
+    title: str,
+    severity: Severity,
+    summary: str,
+    label: str,
 ) -> Trigger:
     url = opt_str(payload, "alert.html_url")
+    reopened = REOPEN_ACTIONS.get(opt_str(payload, "action") or "")
+    if reopened is not None:
+        who = opt_str(payload, "sender.login")
+        note = f"{label} {reopened}" + (f" by {who}" if who else "")
+    else:
+        note = f"GitHub opened a {severity} security alert: {title}"
     return Trigger(
         change=Change.OPEN,
         key=key,
@@ -173,8 +256,66 @@ def _alert(
         severity=severity,
         summary=summary,
         links=(Link("Alert on GitHub", url),) if url else (),
-        note=f"GitHub opened a {severity} security alert: {title}",
+        note=note,
+        version=alert_version(payload, OPENING),
     )
+
+
+def _alert_closed(payload: Mapping[str, object], key: str, note: str) -> Trigger:
+    return Trigger(
+        change=Change.RESOLVE,
+        key=key,
+        actor=github_actor(payload),
+        note=note,
+        version=alert_version(payload, CLOSING),
+    )
+
+
+def alert_version(payload: Mapping[str, object], phase: int) -> Version | None:
+    """(epoch seconds, phase) from the alert's own timestamps, never from arrival.
+
+    `updated_at` when the alert carries it (Dependabot always, secret scanning and newer code
+    scanning payloads mostly). Otherwise: `created_at` for a creation, the latest closing
+    timestamp present for a close. A reopen without `updated_at` is None (applies as it
+    arrives): code scanning reopens null `fixed_at`/`dismissed_at` and stamp nothing, and
+    `created_at` would rank the reopen below the close it undoes. Likewise a close with no
+    closing time of its own (code scanning `fixed` carries none): `created_at` would tie
+    every later fix of the alert with the first one, so a fix after a reopen would be stale."""
+    updated = opt_epoch(payload, "alert.updated_at")
+    if updated is not None:
+        return (updated, phase)
+    if phase == OPENING:
+        if opt_str(payload, "action") in REOPEN_ACTIONS:
+            return None
+        created = opt_epoch(payload, "alert.created_at")
+        return (created, phase) if created is not None else None
+    closed = [t for name in CLOSED_AT if (t := opt_epoch(payload, f"alert.{name}")) is not None]
+    return (max(closed), phase) if closed else None
+
+
+def _issue_version(payload: Mapping[str, object], phase: int) -> Version | None:
+    updated = opt_epoch(payload, "issue.updated_at")
+    if updated is None and phase == CLOSING:
+        updated = opt_epoch(payload, "issue.closed_at")
+    return (updated, phase) if updated is not None else None
+
+
+def _dismissal(payload: Mapping[str, object]) -> str:
+    """`dismissed by octocat: false positive (the comment)`. Code scanning sends reasons with
+    spaces (`false positive`), Dependabot with underscores (`tolerable_risk`): both as words."""
+    who = opt_str(payload, "alert.dismissed_by.login") or opt_str(payload, "sender.login")
+    text = "dismissed" + (f" by {who}" if who else "")
+    reason = opt_str(payload, "alert.dismissed_reason")
+    if reason is not None:
+        text += f": {_words(reason)}"
+    comment = opt_str(payload, "alert.dismissed_comment")
+    if comment is not None:
+        text += f" ({first_line(comment, 120)})"
+    return text
+
+
+def _words(value: str) -> str:
+    return value.replace("_", " ")
 
 
 def _location(payload: Mapping[str, object]) -> str:
@@ -226,6 +367,8 @@ def _open_from_issue(payload: Mapping[str, object], labels: frozenset[str]) -> T
         summary=f"{summary} {body}" if body else summary,
         links=(Link("Issue on GitHub", url),) if url else (),
         note=f"Issue {repo}#{number} labelled incident",
+        # The issue's own updated_at (the labelling touches it); phase 0 below a close.
+        version=_issue_version(payload, OPENING),
     )
 
 

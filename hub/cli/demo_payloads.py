@@ -182,6 +182,7 @@ class Run:
     default_branch: str = "main"
     head_repo: str | None = None  # a fork's pull request runs on the fork's repository
     sender: str = "mona"
+    run_attempt: int = 1  # a re-run of the same run number counts up from 1
 
 
 def workflow_run_payload(r: Run) -> Payload:
@@ -201,7 +202,7 @@ def workflow_run_payload(r: Run) -> Payload:
         "conclusion": r.conclusion,
         "workflow_id": 161335,
         "html_url": f"https://github.com/{r.repo}/actions/runs/{r.run_id}",
-        "run_attempt": 1,
+        "run_attempt": r.run_attempt,
         "run_started_at": r.started_at,
         "actor": github_user(r.sender),
         "triggering_actor": github_user(r.sender),

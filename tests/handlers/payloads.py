@@ -81,26 +81,44 @@ def payout(
     currency: str = "eur",
     failure_code: str | None = "account_closed",
     failure_message: str | None = "The bank account has been closed.",
+    created: int = CREATED,
+    destination: str | Payload | None = "ba_1PQ1ZyLkdIwHu7ixDn0RzJ3E",
+    status: str = "failed",
 ) -> Payload:
+    """A payout as in `payout.failed` (default) or, with status "paid", `payout.paid`."""
+    failed = status == "failed"
     return {
         "id": payout_id,
         "object": "payout",
         "amount": amount,
-        "arrival_date": CREATED + 2 * 86_400,
+        "arrival_date": created + 2 * 86_400,
         "automatic": True,
         "balance_transaction": "txn_1PQ9AbLkdIwHu7ixk9aQm3Xc",
-        "created": CREATED,
+        "created": created,
         "currency": currency,
-        "destination": "ba_1PQ1ZyLkdIwHu7ixDn0RzJ3E",
-        "failure_balance_transaction": "txn_1PQ9BcLkdIwHu7ixb1Jd2cGk",
-        "failure_code": failure_code,
-        "failure_message": failure_message,
+        "destination": destination,
+        "failure_balance_transaction": "txn_1PQ9BcLkdIwHu7ixb1Jd2cGk" if failed else None,
+        "failure_code": failure_code if failed else None,
+        "failure_message": failure_message if failed else None,
         "livemode": False,
         "metadata": {},
         "method": "standard",
-        "status": "failed",
+        "reconciliation_status": "not_applicable" if failed else "completed",
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": status,
         "type": "bank_account",
     }
+
+
+def paid_payout(
+    payout_id: str = "po_1PQDefLkdIwHu7ixR4n8VbQ2",
+    created: int = CREATED + 86_400,
+    destination: str | Payload | None = "ba_1PQ1ZyLkdIwHu7ixDn0RzJ3E",
+    amount: int = 98_000,
+) -> Payload:
+    """A payout as in `payout.paid`: by default a day after `payout()`, same bank account."""
+    return payout(payout_id, amount, created=created, destination=destination, status="paid")
 
 
 def payment_intent_failed(
@@ -202,6 +220,7 @@ def workflow_run(
     run_id: int = 9_512_345_678,
     head_repo: str | None = None,
     sender: str = "octocat",
+    run_attempt: int = 1,
 ) -> Payload:
     """A `workflow_run` `completed` payload (the demo's builder, with fixed ids)."""
     return workflow_run_payload(
@@ -218,6 +237,7 @@ def workflow_run(
             default_branch=default_branch,
             head_repo=head_repo,
             sender=sender,
+            run_attempt=run_attempt,
         )
     )
 
@@ -230,8 +250,10 @@ def deployment_status(
     target_url: str | None = "https://deploy.example.com/runs/8812",
     log_url: str | None = "https://deploy.example.com/runs/8812/logs",
     environment_url: str | None = None,
+    status_id: int | None = 2_345_678_901,
+    created_at: str | None = "2024-06-10T06:25:00Z",
 ) -> Payload:
-    """A `deployment_status` `created` payload."""
+    """A `deployment_status` `created` payload (`None` leaves a field out)."""
     deployment: Payload = {
         "id": 1_234_567_890,
         "sha": "a84d88e7554fc1fa21bcbc4efae3c782a70d2b9d",
@@ -246,23 +268,28 @@ def deployment_status(
     }
     if production_environment is not None:
         deployment["production_environment"] = production_environment
+    status: Payload = {
+        "id": status_id,
+        "state": state,
+        "creator": user("hubot", "Bot"),
+        "description": "Health check failed after rollout" if state != "success" else "",
+        "environment": environment,
+        "target_url": target_url or "",
+        "log_url": log_url or "",
+        "environment_url": environment_url or "",
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
     return {
         "action": "created",
-        "deployment_status": {
-            "id": 2_345_678_901,
-            "state": state,
-            "creator": user("hubot", "Bot"),
-            "description": "Health check failed after rollout" if state != "success" else "",
-            "environment": environment,
-            "target_url": target_url or "",
-            "log_url": log_url or "",
-            "environment_url": environment_url or "",
-            "created_at": "2024-06-10T06:25:00Z",
-        },
+        "deployment_status": {k: v for k, v in status.items() if v is not None},
         "deployment": deployment,
         "repository": repository(repo),
         "sender": user("hubot", "Bot"),
     }
+
+
+FIXED_AT = "2024-06-12T09:15:00Z"  # when an alert below was closed, two days after it opened
 
 
 def code_scanning_alert(
@@ -270,17 +297,32 @@ def code_scanning_alert(
     security_severity_level: str | None = "high",
     rule_severity: str = "error",
     repo: str = "octo/app",
+    action: str = "created",
+    dismissed_at: str = FIXED_AT,
 ) -> Payload:
-    """A `code_scanning_alert` `created` payload (CodeQL)."""
+    """A `code_scanning_alert` payload (CodeQL), shaped per action after GitHub's examples
+    (octokit/webhooks payload-examples, code_scanning_alert/*.payload.json): `fixed` carries
+    the fixing analysis' `commit_oid` and no timestamp of the fix; `closed_by_user` a
+    `dismissed_by`/`dismissed_at`/`dismissed_reason` and an empty `ref`/`commit_oid`;
+    reopens null the dismissal fields and stamp nothing."""
+    by_user = action in ("closed_by_user", "reopened_by_user")
+    state = {"fixed": "fixed", "closed_by_user": "dismissed"}.get(action, "open")
+    dismissed = action == "closed_by_user"
+    commit = {"fixed": "c5bf87afac650dbcb5fd97cfc22fcae5303da8e1"}.get(
+        action, "a84d88e7554fc1fa21bcbc4efae3c782a70d2b9d"
+    )
     return {
-        "action": "created",
+        "action": action,
         "alert": {
             "number": number,
             "created_at": "2024-06-10T06:30:00Z",
             "url": f"https://api.github.com/repos/{repo}/code-scanning/alerts/{number}",
             "html_url": f"https://github.com/{repo}/security/code-scanning/{number}",
-            "state": "open",
-            "dismissed_by": None,
+            "state": state,
+            "dismissed_by": user("octocat") if dismissed else None,
+            "dismissed_at": dismissed_at if dismissed else None,
+            "dismissed_reason": "false positive" if dismissed else None,
+            "dismissed_comment": "Input is validated upstream" if dismissed else None,
             "rule": {
                 "id": "py/sql-injection",
                 "name": "py/sql-injection",
@@ -293,8 +335,8 @@ def code_scanning_alert(
             "most_recent_instance": {
                 "ref": "refs/heads/main",
                 "analysis_key": ".github/workflows/codeql.yml:analyze",
-                "state": "open",
-                "commit_sha": "a84d88e7554fc1fa21bcbc4efae3c782a70d2b9d",
+                "state": state,
+                "commit_sha": commit,
                 "location": {
                     "path": "app/reports.py",
                     "start_line": 57,
@@ -304,32 +346,52 @@ def code_scanning_alert(
                 },
             },
         },
-        "ref": "refs/heads/main",
-        "commit_oid": "a84d88e7554fc1fa21bcbc4efae3c782a70d2b9d",
+        "ref": "" if by_user else "refs/heads/main",
+        "commit_oid": "" if by_user else commit,
         "repository": repository(repo),
-        "sender": user("github-advanced-security[bot]", "Bot"),
+        "sender": user("octocat") if by_user else user("github-advanced-security[bot]", "Bot"),
     }
 
 
-def secret_scanning_alert(number: int = 3, repo: str = "octo/app") -> Payload:
-    """A `secret_scanning_alert` `created` payload."""
-    return {
-        "action": "created",
+def secret_scanning_alert(
+    number: int = 3,
+    repo: str = "octo/app",
+    action: str = "created",
+    updated_at: str | None = None,
+    resolution: str = "revoked",
+) -> Payload:
+    """A `secret_scanning_alert` payload. The alert carries `updated_at` (nullable);
+    `resolved` adds `resolution`, `resolved_at` and `resolved_by`; `reopened` nulls them."""
+    created_at = "2024-06-10T06:40:00Z"
+    resolved = action == "resolved"
+    when = updated_at or (FIXED_AT if action != "created" else created_at)
+    payload: Payload = {
+        "action": action,
         "alert": {
             "number": number,
-            "created_at": "2024-06-10T06:40:00Z",
+            "created_at": created_at,
+            "updated_at": when,
             "url": f"https://api.github.com/repos/{repo}/secret-scanning/alerts/{number}",
             "html_url": f"https://github.com/{repo}/security/secret-scanning/{number}",
+            "locations_url": (
+                f"https://api.github.com/repos/{repo}/secret-scanning/alerts/{number}/locations"
+            ),
             "secret_type": "stripe_api_key",
             "secret_type_display_name": "Stripe API Key",
-            "validity": "active",
+            "validity": "inactive" if resolved else "active",
             "push_protection_bypassed": False,
             "publicly_leaked": False,
             "multi_repo": False,
-            "resolution": None,
+            "resolution": resolution if resolved else None,
+            "resolved_at": when if resolved else None,
+            "resolved_by": user("octocat") if resolved else None,
+            "resolution_comment": "Rotated in the dashboard" if resolved else None,
         },
         "repository": repository(repo),
     }
+    if action != "created":
+        payload["sender"] = user("octocat")  # a person resolved or reopened it
+    return payload
 
 
 def dependabot_alert(
@@ -337,14 +399,27 @@ def dependabot_alert(
     advisory_severity: str | None = "critical",
     vulnerability_severity: str | None = "critical",
     repo: str = "octo/app",
+    action: str = "created",
+    updated_at: str | None = None,
 ) -> Payload:
-    """A `dependabot_alert` `created` payload."""
+    """A `dependabot_alert` payload, after GitHub's `fixed` example (octokit/webhooks
+    payload-examples/api.github.com/dependabot_alert/fixed.payload.json): every action carries
+    `updated_at`, equal to the closing action's own `fixed_at`/`dismissed_at`/
+    `auto_dismissed_at`."""
     package = {"ecosystem": "pip", "name": "jinja2"}
+    created_at = "2024-06-10T06:50:00Z"
+    when = updated_at or (FIXED_AT if action != "created" else created_at)
+    state = {
+        "fixed": "fixed",
+        "dismissed": "dismissed",
+        "auto_dismissed": "auto_dismissed",
+    }.get(action, "open")
+    dismissed = action == "dismissed"
     return {
-        "action": "created",
+        "action": action,
         "alert": {
             "number": number,
-            "state": "open",
+            "state": state,
             "dependency": {
                 "package": package,
                 "manifest_path": "requirements.txt",
@@ -365,10 +440,17 @@ def dependabot_alert(
             },
             "url": f"https://api.github.com/repos/{repo}/dependabot/alerts/{number}",
             "html_url": f"https://github.com/{repo}/security/dependabot/{number}",
-            "created_at": "2024-06-10T06:50:00Z",
+            "created_at": created_at,
+            "updated_at": when,
+            "dismissed_at": when if dismissed else None,
+            "dismissed_by": user("octocat") if dismissed else None,
+            "dismissed_reason": "tolerable_risk" if dismissed else None,
+            "dismissed_comment": "Templates are never user-supplied" if dismissed else None,
+            "fixed_at": when if action == "fixed" else None,
+            "auto_dismissed_at": when if action == "auto_dismissed" else None,
         },
         "repository": repository(repo),
-        "sender": user("dependabot[bot]", "Bot"),
+        "sender": user("octocat") if dismissed else user("dependabot[bot]", "Bot"),
     }
 
 
@@ -382,8 +464,10 @@ def issue_event(
     added: str | None = None,
     state: str | None = None,
     sender: str = "octocat",
+    updated_at: str = "2024-06-10T07:05:00Z",
 ) -> Payload:
-    """An `issues` payload; for `labeled`, `added` is the label just added (default: the last)."""
+    """An `issues` payload; for `labeled`, `added` is the label just added (default: the last).
+    `updated_at` is when this action touched the issue; a close also sets `closed_at`."""
     names = list(labels)
     payload: Payload = {
         "action": action,
@@ -401,6 +485,8 @@ def issue_event(
             "state": state or ("closed" if action == "closed" else "open"),
             "comments": 0,
             "created_at": "2024-06-10T07:00:00Z",
+            "updated_at": updated_at,
+            "closed_at": updated_at if action == "closed" else None,
             "body": body,
         },
         "repository": repository(repo),

@@ -10,15 +10,20 @@ from handlers.billing import (
     open_fraud_warning_incident,
     open_payout_incident,
     resolve_dispute_incident,
+    resolve_payout_incident,
 )
 from handlers.delivery import track_ci_on_default_branch, track_deploy_status
+from handlers.routing_table import ROUTES
 from handlers.security import (
     mirror_incident_issue,
     open_code_scanning_incident,
     open_secret_leak_incident,
     open_vulnerable_dependency_incident,
+    resolve_code_scanning_incident,
+    resolve_secret_leak_incident,
+    resolve_vulnerable_dependency_incident,
 )
-from handlers.triggers.model import Change, Link, Severity, Trigger
+from handlers.triggers.model import Change, Link, Severity, Trigger, Version
 from handlers.triggers.payload import PayloadError, format_amount, names, opt_int, opt_ref, opt_str
 from tests.handlers import payloads as p
 
@@ -33,6 +38,13 @@ def resolved(trigger: Trigger | None) -> Trigger:
     assert trigger is not None
     assert trigger.change is Change.RESOLVE
     return trigger
+
+
+def version(trigger: Trigger | None) -> Version:
+    """The trigger's version, which must be set."""
+    assert trigger is not None
+    assert trigger.version is not None
+    return trigger.version
 
 
 # --- payload helpers ----------------------------------------------------------------------
@@ -180,7 +192,7 @@ def test_failed_payout_opens_sev1_with_failure_and_amount() -> None:
 
     trigger = opened(open_payout_incident(event))
 
-    assert trigger.key == "stripe:payout:po_1PQ9AbLkdIwHu7ixq2H1ZsVu"
+    assert trigger.key == "stripe:payout:platform:ba_1PQ1ZyLkdIwHu7ixDn0RzJ3E"  # per destination
     assert trigger.severity is Severity.SEV1
     assert "1,250.00 EUR" in trigger.title
     assert "account_closed" in trigger.title
@@ -594,3 +606,391 @@ def test_issue_without_number_is_a_value_error() -> None:
     del payload["issue"]["number"]
     with pytest.raises(ValueError, match=r"'issue\.number'"):
         mirror_incident_issue(payload)
+
+
+# --- Versions: the provider's own order, and every opening action's closing one --------
+
+
+def test_dispute_versions_rank_open_below_closed() -> None:
+    created = opened(open_dispute_incident(p.stripe_event("charge.dispute.created", p.dispute())))
+    closed = resolved(
+        resolve_dispute_incident(p.stripe_event("charge.dispute.closed", p.dispute(status="won")))
+    )
+    assert created.version == (0,)
+    assert closed.version == (1,)
+    assert version(created) < version(closed)  # a `closed` delivered first makes `created` stale
+
+
+def test_a_duplicate_dispute_created_is_equal_so_stale() -> None:
+    first = open_dispute_incident(p.stripe_event("charge.dispute.created", p.dispute()))
+    again = open_dispute_incident(
+        p.stripe_event("charge.dispute.created", p.dispute(), event_id="evt_same_change_again")
+    )
+    assert version(first) == version(again)
+
+
+@pytest.mark.parametrize(
+    ("status", "rank"),
+    [
+        ("warning_needs_response", 0),
+        ("warning_under_review", 0),
+        ("needs_response", 0),
+        ("under_review", 0),
+        ("won", 1),
+        ("lost", 1),
+        ("warning_closed", 1),
+        ("prevented", 1),  # any other status is final
+    ],
+)
+def test_dispute_status_rank(status: str, rank: int) -> None:
+    event = p.stripe_event("charge.dispute.created", p.dispute(status=status))
+    assert open_dispute_incident(event).version == (rank,)
+
+
+def test_dispute_closed_as_an_inquiry_resolves_and_says_so() -> None:
+    event = p.stripe_event("charge.dispute.closed", p.dispute(status="warning_closed"))
+    closed = resolved(resolve_dispute_incident(event))
+    assert "closed (inquiry only)" in closed.note
+    assert closed.version == (1,)
+
+
+def test_dispute_without_status_ranks_by_its_event_type() -> None:
+    obj = p.dispute()
+    del obj["status"]
+    assert open_dispute_incident(p.stripe_event("charge.dispute.created", obj)).version == (0,)
+    assert resolve_dispute_incident(p.stripe_event("charge.dispute.closed", obj)).version == (1,)
+
+
+def test_paid_payout_to_the_same_destination_resolves_the_failed_one() -> None:
+    failed = opened(open_payout_incident(p.stripe_event("payout.failed", p.payout())))
+    paid = resolved(resolve_payout_incident(p.stripe_event("payout.paid", p.paid_payout())))
+    assert paid.key == failed.key == "stripe:payout:platform:ba_1PQ1ZyLkdIwHu7ixDn0RzJ3E"
+    assert (
+        paid.note
+        == "Payout po_1PQDefLkdIwHu7ixR4n8VbQ2 of 980.00 EUR paid to ba_1PQ1ZyLkdIwHu7ixDn0RzJ3E"
+    )
+    assert paid.actor == "stripe"
+
+
+def test_an_older_failed_payout_is_below_a_newer_paid_one() -> None:
+    failed = open_payout_incident(p.stripe_event("payout.failed", p.payout(created=p.CREATED)))
+    paid = resolve_payout_incident(
+        p.stripe_event("payout.paid", p.paid_payout(created=p.CREATED + 86_400))
+    )
+    newer = open_payout_incident(
+        p.stripe_event("payout.failed", p.payout("po_later", created=p.CREATED + 2 * 86_400))
+    )
+    assert version(failed) < version(paid) < version(newer)
+    assert failed.version == (p.CREATED, 1)
+    assert paid.version == (p.CREATED + 86_400, 0)
+
+
+def test_one_payout_paid_then_failed_still_opens() -> None:
+    # Stripe: "Some payouts that fail might initially show as paid, then change to failed."
+    paid = resolve_payout_incident(
+        p.stripe_event("payout.paid", p.paid_payout("po_same", p.CREATED))
+    )
+    failed = open_payout_incident(p.stripe_event("payout.failed", p.payout("po_same")))
+    assert paid.key == failed.key
+    assert version(paid) < version(failed)
+
+
+def test_payouts_are_keyed_per_account_and_destination() -> None:
+    expanded = {"id": "card_1PQ1ZyLkdIwHu7ixK2s8Qz9D", "object": "card", "last4": "4242"}
+    connect = open_payout_incident(
+        p.stripe_event("payout.failed", p.payout(destination=expanded), account="acct_1One")
+    )
+    other_bank = open_payout_incident(
+        p.stripe_event("payout.failed", p.payout(destination="ba_other"))
+    )
+    assert connect.key == "stripe:payout:acct_1One:card_1PQ1ZyLkdIwHu7ixK2s8Qz9D"
+    assert other_bank.key == "stripe:payout:platform:ba_other"
+
+
+def test_payout_without_destination_is_keyed_by_its_own_id() -> None:
+    failed = open_payout_incident(p.stripe_event("payout.failed", p.payout(destination=None)))
+    paid = resolve_payout_incident(p.stripe_event("payout.paid", p.paid_payout(destination=None)))
+    assert failed.key == "stripe:payout:po_1PQ9AbLkdIwHu7ixq2H1ZsVu"
+    assert paid.key == "stripe:payout:po_1PQDefLkdIwHu7ixR4n8VbQ2"
+    assert "paid" in paid.note and " to " not in paid.note
+
+
+def test_failed_payments_are_unordered_occurrences() -> None:
+    intent = p.stripe_event("payment_intent.payment_failed", p.payment_intent_failed())
+    invoice = p.stripe_event("invoice.payment_failed", p.invoice_failed())
+    assert count_failed_payment(intent).version is None
+    assert count_failed_payment(invoice).version is None
+
+
+def test_fraud_warning_version_is_its_creation_time() -> None:
+    event = p.stripe_event("radar.early_fraud_warning.created", p.early_fraud_warning())
+    assert open_fraud_warning_incident(event).version == (p.CREATED,)
+
+
+def ci(conclusion: str, run_number: int, attempt: int = 1) -> Trigger | None:
+    payload = p.workflow_run(conclusion, "main", run_number=run_number, run_attempt=attempt)
+    return track_ci_on_default_branch(payload)
+
+
+def test_ci_fail_42_pass_43_then_a_late_fail_41_is_older() -> None:
+    failed_42 = opened(ci("failure", 42))
+    passed_43 = resolved(ci("success", 43))
+    late_41 = opened(ci("failure", 41))
+    assert failed_42.key == passed_43.key == late_41.key
+    assert version(failed_42) < version(passed_43)
+    assert version(late_41) < version(passed_43)  # stale when it arrives after 43
+    assert passed_43.version == (43, 1)
+
+
+def test_ci_success_51_delivered_before_failure_50_outranks_it() -> None:
+    passed_51 = resolved(ci("success", 51))
+    failed_50 = opened(ci("failure", 50))
+    assert version(failed_50) < version(passed_51)
+
+
+def test_ci_rerun_attempts_order_within_a_run() -> None:
+    failed = opened(ci("failure", 42, attempt=1))
+    rerun = resolved(ci("success", 42, attempt=2))
+    assert (failed.version, rerun.version) == ((42, 1), (42, 2))
+    assert "attempt 2" in rerun.note
+
+
+def test_ci_without_run_number_is_unordered() -> None:
+    payload = p.workflow_run("failure", "main")
+    payload["workflow_run"]["run_number"] = None
+    assert opened(track_ci_on_default_branch(payload)).version is None
+
+
+def test_ci_without_run_attempt_counts_as_the_first() -> None:
+    payload = p.workflow_run("failure", "main", run_number=42)
+    del payload["workflow_run"]["run_attempt"]
+    assert opened(track_ci_on_default_branch(payload)).version == (42, 1)
+
+
+def test_deploy_versions_order_by_status_time_then_id() -> None:
+    failed = opened(
+        track_deploy_status(
+            p.deployment_status(
+                "failure", "production", status_id=100, created_at="2024-06-10T06:25:00Z"
+            )
+        )
+    )
+    succeeded = resolved(
+        track_deploy_status(
+            p.deployment_status(
+                "success", "production", status_id=101, created_at="2024-06-10T06:40:00Z"
+            )
+        )
+    )
+    same_second = resolved(
+        track_deploy_status(
+            p.deployment_status(
+                "success", "production", status_id=99, created_at="2024-06-10T06:25:00Z"
+            )
+        )
+    )
+    assert failed.version == (1_718_000_700, 100)
+    assert version(failed) < version(succeeded)
+    assert version(same_second) < version(failed)  # same second: the id breaks the tie
+
+
+def test_deploy_version_falls_back() -> None:
+    no_id = p.deployment_status("failure", "production", status_id=None)
+    no_time = p.deployment_status("failure", "production", created_at=None)
+    assert opened(track_deploy_status(no_id)).version == (1_718_000_700, 0)
+    assert opened(track_deploy_status(no_time)).version is None
+
+
+def test_code_scanning_fixed_resolves_the_same_key_naming_the_commit() -> None:
+    created = opened(open_code_scanning_incident(p.code_scanning_alert(number=12)))
+    fixed = resolved(
+        resolve_code_scanning_incident(p.code_scanning_alert(number=12, action="fixed"))
+    )
+    assert fixed.key == created.key == "github:code-scanning:octo/app:12"
+    assert fixed.note == "Code scanning alert #12 fixed in c5bf87a"
+    assert fixed.actor == "github:github-advanced-security[bot]"
+
+
+def test_code_scanning_fixed_without_a_time_of_its_own_is_unordered() -> None:
+    # GitHub's `fixed` payload stamps no time of the fix; `created_at` would tie every later
+    # fix of this alert with the first one, so the fix applies as it arrives instead.
+    created = opened(open_code_scanning_incident(p.code_scanning_alert()))
+    fixed = resolved(resolve_code_scanning_incident(p.code_scanning_alert(action="fixed")))
+    assert created.version == (1_718_001_000, 0)
+    assert fixed.version is None
+
+
+def test_code_scanning_fixed_with_a_time_of_its_own_is_newer_than_created() -> None:
+    created = opened(open_code_scanning_incident(p.code_scanning_alert()))
+    payload = p.code_scanning_alert(action="fixed")
+    payload["alert"]["fixed_at"] = p.FIXED_AT  # the REST alert object's field, if sent
+    fixed = resolved(resolve_code_scanning_incident(payload))
+    assert version(created) < version(fixed)
+    payload["alert"]["updated_at"] = "2024-06-12T09:20:00Z"  # preferred when present
+    assert resolve_code_scanning_incident(payload).version == (1_718_184_000, 1)
+
+
+def test_code_scanning_closed_by_user_says_who_and_why() -> None:
+    created = opened(open_code_scanning_incident(p.code_scanning_alert()))
+    closed = resolved(
+        resolve_code_scanning_incident(p.code_scanning_alert(action="closed_by_user"))
+    )
+    assert closed.key == created.key
+    assert closed.note == (
+        "Code scanning alert #7 dismissed by octocat: false positive (Input is validated upstream)"
+    )
+    assert closed.actor == "github:octocat"
+    assert version(created) < version(closed)
+
+
+@pytest.mark.parametrize("action", ["reopened", "reopened_by_user"])
+def test_code_scanning_reopen_opens_the_same_key_unordered(action: str) -> None:
+    created = opened(open_code_scanning_incident(p.code_scanning_alert()))
+    reopened = opened(open_code_scanning_incident(p.code_scanning_alert(action=action)))
+    assert reopened.key == created.key
+    assert reopened.severity is created.severity
+    assert reopened.title == created.title
+    assert reopened.note.startswith("Code scanning alert #7 reopened by ")
+    # No timestamp of the reopening in the payload: created_at would rank it below the close
+    # it undoes, so it applies as it arrives.
+    assert reopened.version is None
+
+
+def test_code_scanning_reopen_with_updated_at_is_ordered() -> None:
+    payload = p.code_scanning_alert(action="reopened_by_user")
+    payload["alert"]["updated_at"] = "2024-06-13T08:00:00Z"
+    assert opened(open_code_scanning_incident(payload)).version == (1_718_265_600, 0)
+
+
+def test_secret_scanning_resolved_names_who_and_the_resolution() -> None:
+    created = opened(open_secret_leak_incident(p.secret_scanning_alert()))
+    resolution = resolved(resolve_secret_leak_incident(p.secret_scanning_alert(action="resolved")))
+    assert resolution.key == created.key == "github:secret-scanning:octo/app:3"
+    assert resolution.note == (
+        "Secret scanning alert #3 resolved by octocat: revoked (Rotated in the dashboard)"
+    )
+    assert version(created) < version(resolution)
+
+
+def test_secret_scanning_false_positive_is_worded() -> None:
+    payload = p.secret_scanning_alert(action="resolved", resolution="false_positive")
+    assert "resolved by octocat: false positive" in resolve_secret_leak_incident(payload).note
+
+
+def test_secret_scanning_reopened_opens_again_newer_than_the_resolution() -> None:
+    resolution = resolve_secret_leak_incident(p.secret_scanning_alert(action="resolved"))
+    reopened = opened(
+        open_secret_leak_incident(
+            p.secret_scanning_alert(action="reopened", updated_at="2024-06-13T08:00:00Z")
+        )
+    )
+    assert reopened.key == resolution.key
+    assert reopened.severity is Severity.SEV1
+    assert reopened.note == "Secret scanning alert #3 reopened by octocat"
+    assert version(resolution) < version(reopened)
+
+
+def test_secret_scanning_reopen_without_updated_at_is_unordered() -> None:
+    payload = p.secret_scanning_alert(action="reopened")
+    payload["alert"]["updated_at"] = None
+    assert opened(open_secret_leak_incident(payload)).version is None
+
+
+def test_secret_scanning_resolved_without_updated_at_uses_resolved_at() -> None:
+    payload = p.secret_scanning_alert(action="resolved")
+    payload["alert"]["updated_at"] = None
+    assert resolve_secret_leak_incident(payload).version == (1_718_183_700, 1)
+
+
+@pytest.mark.parametrize(
+    ("action", "note"),
+    [
+        ("fixed", "Dependabot alert #12 fixed"),
+        (
+            "dismissed",
+            "Dependabot alert #12 dismissed by octocat: tolerable risk"
+            " (Templates are never user-supplied)",
+        ),
+        ("auto_dismissed", "Dependabot alert #12 auto-dismissed"),
+    ],
+)
+def test_dependabot_closing_actions_resolve_the_same_key(action: str, note: str) -> None:
+    created = opened(open_vulnerable_dependency_incident(p.dependabot_alert()))
+    closing = resolved(resolve_vulnerable_dependency_incident(p.dependabot_alert(action=action)))
+    assert closing.key == created.key == "github:dependabot:octo/app:12"
+    assert closing.note == note
+    assert version(created) < version(closing)
+    assert closing.version == (1_718_183_700, 1)
+
+
+def test_dependabot_auto_dismissed_in_the_second_it_was_created_is_still_newer() -> None:
+    created = opened(open_vulnerable_dependency_incident(p.dependabot_alert()))
+    same_second = p.dependabot_alert(action="auto_dismissed", updated_at="2024-06-10T06:50:00Z")
+    dismissed = resolved(resolve_vulnerable_dependency_incident(same_second))
+    assert version(created) < version(dismissed)
+
+
+@pytest.mark.parametrize("action", ["reopened", "auto_reopened", "reintroduced"])
+def test_dependabot_reopens_open_the_same_key_after_the_close(action: str) -> None:
+    closed = resolve_vulnerable_dependency_incident(p.dependabot_alert(action="dismissed"))
+    reopened = opened(
+        open_vulnerable_dependency_incident(
+            p.dependabot_alert(action=action, updated_at="2024-06-13T08:00:00Z")
+        )
+    )
+    assert reopened.key == closed.key
+    assert reopened.severity is Severity.SEV1
+    assert version(closed) < version(reopened)
+
+
+def test_alert_versions_without_any_timestamp_are_unordered() -> None:
+    payload = p.dependabot_alert(action="fixed")
+    for field in ("updated_at", "fixed_at", "created_at"):
+        payload["alert"][field] = None
+    assert resolve_vulnerable_dependency_incident(payload).version is None
+
+
+def test_issue_close_is_newer_than_its_label_even_in_the_same_second() -> None:
+    same = "2024-06-10T07:05:00Z"
+    label = opened(mirror_incident_issue(p.issue_event("labeled", ["incident"], updated_at=same)))
+    close = resolved(mirror_incident_issue(p.issue_event("closed", ["incident"], updated_at=same)))
+    assert label.version == (1_718_003_100, 0)
+    assert close.version == (1_718_003_100, 1)
+    assert version(label) < version(close)
+
+
+def test_an_issue_labelled_again_after_its_close_is_newer() -> None:
+    close = mirror_incident_issue(p.issue_event("closed", ["incident"]))
+    relabel = mirror_incident_issue(
+        p.issue_event("labeled", ["incident"], updated_at="2024-06-11T07:00:00Z")
+    )
+    assert version(close) < version(relabel)
+
+
+# --- The routing table --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        ("stripe", "payout.paid"),
+        ("github", "code_scanning_alert.fixed"),
+        ("github", "code_scanning_alert.closed_by_user"),
+        ("github", "code_scanning_alert.reopened"),
+        ("github", "code_scanning_alert.reopened_by_user"),
+        ("github", "secret_scanning_alert.resolved"),
+        ("github", "secret_scanning_alert.reopened"),
+        ("github", "dependabot_alert.fixed"),
+        ("github", "dependabot_alert.dismissed"),
+        ("github", "dependabot_alert.auto_dismissed"),
+        ("github", "dependabot_alert.reopened"),
+        ("github", "dependabot_alert.auto_reopened"),
+        ("github", "dependabot_alert.reintroduced"),
+    ],
+)
+def test_every_closing_and_reopening_action_is_routed(kind: tuple[str, str]) -> None:
+    assert len(ROUTES[kind]) == 1
+
+
+def test_code_scanning_appeared_in_branch_is_not_routed() -> None:
+    assert ("github", "code_scanning_alert.appeared_in_branch") not in ROUTES
