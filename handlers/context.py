@@ -32,5 +32,14 @@ class WorkflowContext:
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
-# Workflows take an event id, never a payload: what they read is what was stored.
-Workflow = Callable[[WorkflowContext, str], None]
+@dataclass(frozen=True)
+class Ran:
+    """What a workflow says of a run that changed nothing on purpose. `stale`: the event was
+    older than what its incident already reflected; `detail` names what superseded it."""
+
+    outcome: str
+    detail: str
+
+
+# Workflows take an event id, never a payload: what they read is what was stored. None: ran.
+Workflow = Callable[[WorkflowContext, str], Ran | None]

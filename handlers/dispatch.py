@@ -24,7 +24,7 @@ def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes)
     records: list[tuple[str, AttemptRecord]] = []
     for event in claimed:
         runs = [_run(ctx, event.id, wf) for wf in routes.get((event.provider, event.type), ())]
-        failures = [r for r in runs if r.outcome != "ok"]
+        failures = [r for r in runs if r.outcome == "error"]
         if failures:
             _fail_or_retry(ctx, event, runs, failures[0])
         else:
@@ -41,14 +41,19 @@ def _run(ctx: WorkflowContext, event_id: str, workflow: Workflow) -> AttemptReco
     name = f"{workflow.__module__}.{workflow.__qualname__}"
     with bind(event_id=event_id, workflow=name):
         try:
-            workflow(ctx, event_id)
+            ran = workflow(ctx, event_id)
         except Exception as exc:
             log.warning("workflow %s failed for %s: %s", name, event_id, exc)
             ctx.metrics.attempt(name, ok=False)
             error = f"{type(exc).__name__}: {exc}"
             return AttemptRecord(name, started, utcnow(), "error", error, traceback.format_exc())
-        log.info("workflow %s ran for %s", name, event_id)
+        if ran is not None:
+            log.info("workflow %s: %s for %s: %s", name, ran.outcome, event_id, ran.detail)
+        else:
+            log.info("workflow %s ran for %s", name, event_id)
     ctx.metrics.attempt(name, ok=True)
+    if ran is not None:
+        return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail)
     return AttemptRecord(name, started, utcnow(), "ok")
 
 

@@ -14,9 +14,10 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
+from handlers.triggers import order
 from handlers.triggers.model import Change, Trigger
 from hub.events.ids import new_incident_id
-from hub.events.models import as_utc, utcnow
+from hub.events.models import JSONType, as_utc, utcnow
 from hub.incidents import changes as incident_changes
 from hub.incidents.changes import (
     Outcome,
@@ -67,17 +68,24 @@ def _apply(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigg
     sql = _sql()
     if (done := conn.execute(sql.seen, {"p_event": event_id}).scalar()) is not None:
         return Outcome(done, False, None, "event already applied")
+    mark = order.watermark(conn, trigger)
+    if order.is_stale(trigger, mark):
+        return order.apply_stale(conn, event_id, trigger, mark)
     live = conn.execute(sql.live, {"p_key": trigger.key}).first()
     if trigger.change == Change.RESOLVE:
         if live is None:
-            return Outcome(None, False, None, "nothing open to resolve")
-        _link(conn, live.id, event_id)
-        change = StatusChange("resolved", trigger.actor, event_id, trigger.note)
-        return transition(conn, live, change, github=ctx.github is not None)
-    if live is not None:
-        _link(conn, live.id, event_id)
-        return _add_occurrence(conn, live, trigger, event_id)
-    return _open(conn, ctx, event_id, trigger)
+            outcome = Outcome(None, False, None, "nothing open to resolve")
+        else:
+            order.link(conn, live.id, event_id)
+            change = StatusChange("resolved", trigger.actor, event_id, trigger.note)
+            outcome = transition(conn, live, change, github=ctx.github is not None)
+    elif live is not None:
+        order.link(conn, live.id, event_id)
+        outcome = _add_occurrence(conn, live, trigger, event_id)
+    else:
+        outcome = _open(conn, ctx, event_id, trigger)
+    order.advance(conn, trigger, event_id, outcome.incident_id, mark)
+    return outcome
 
 
 def raise_or_clear(
@@ -123,16 +131,14 @@ def _log_outcome(event_id: str, trigger: Trigger, outcome: Outcome) -> None:
         )
 
 
-def _link(conn: Connection, incident_id: str, event_id: str) -> None:
-    row = {"event_id": event_id, "incident_id": incident_id, "at": utcnow()}
-    conn.execute(_sql().link, row)
-
-
 def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str) -> Outcome:
     sql = _sql()
     params: dict[str, Any] = {"p_id": row.id, "p_now": utcnow()}
     if trigger.summary:  # the latest occurrence says most, when it says anything
-        conn.execute(sql.occurrence_summary, params | {"p_summary": trigger.summary})
+        # ...and its links point at it, not at the first occurrence.
+        links = [{"label": item.label, "url": item.url} for item in trigger.links]
+        values = {"p_summary": trigger.summary, "p_links": links}
+        conn.execute(sql.occurrence_latest if links else sql.occurrence_summary, params | values)
     else:
         conn.execute(sql.occurrence, params)
     # Coalesced: one pending message update, however many occurrences arrive meanwhile.
@@ -144,9 +150,9 @@ def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str)
 class _Statements:
     seen: Any
     live: Any
-    link: Any
     occurrence: Any
     occurrence_summary: Any
+    occurrence_latest: Any
 
 
 @functools.cache
@@ -168,9 +174,11 @@ def _sql() -> _Statements:
         ),
         # FOR UPDATE on PostgreSQL (as `locked`); SQLite has one writer anyway.
         live=select(incidents).where(live).with_for_update(),
-        link=insert(incident_events),
         occurrence=occurrence.values(**counted),
         occurrence_summary=occurrence.values(**counted, summary=bindparam("p_summary")),
+        occurrence_latest=occurrence.values(
+            **counted, summary=bindparam("p_summary"), links=bindparam("p_links", type_=JSONType)
+        ),
     )
 
 
@@ -202,7 +210,7 @@ def _open(
         },
     )
     if event_id is not None:
-        _link(conn, incident_id, event_id)
+        order.link(conn, incident_id, event_id)
     record(conn, incident_id, actor=trigger.actor, action="opened", detail=trigger.title,
            dedupe=cause)  # fmt: skip
     owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id)

@@ -43,3 +43,14 @@ class Trigger:
     links: tuple[Link, ...] = field(default_factory=tuple)
     # One line for the timeline / thread, e.g. "CI passed again on main (run #42)".
     note: str = ""
+    # The provider's own notion of "newer" for the thing `key` is about, taken from the
+    # payload, never from when it arrived: (run_number, run_attempt) for a CI run, a status
+    # rank for a Stripe dispute, an epoch-second timestamp the provider set. A change whose
+    # version is not above what the key already reflects is stale: providers deliver out of
+    # order and more than once, and replays send old events again on purpose. None: the
+    # payload carries no order (grouped occurrences), so the change applies as it arrives.
+    version: Version | None = None
+
+
+# Compared as a tuple: the first element that differs decides.
+Version = tuple[int, ...]

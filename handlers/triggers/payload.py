@@ -9,6 +9,7 @@ trigger cannot decide without."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
 # Stripe sends amounts in the currency's minor unit; these currencies have none (an amount of
@@ -79,6 +80,21 @@ def req_int(payload: Mapping[str, object], path: str) -> int:
     if value is None:
         raise PayloadError(path, "an integer")
     return value
+
+
+def opt_epoch(payload: Mapping[str, object], path: str) -> int | None:
+    """A timestamp as whole epoch seconds: Stripe sends integers, GitHub ISO 8601 strings
+    (`2024-06-10T06:10:02Z`). None when absent or unreadable."""
+    value = lookup(payload, path)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
 
 
 def opt_bool(payload: Mapping[str, object], path: str) -> bool | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from handlers.context import Workflow, WorkflowContext
+from handlers.context import Ran, Workflow, WorkflowContext
 from handlers.triggers.apply import apply_trigger
 from handlers.triggers.model import Trigger
 from hub.events.store import events
@@ -33,9 +33,12 @@ def incident_workflow(decide: Decide) -> Workflow:
     """The workflow keeps the trigger's name: attempts show `handlers.billing.open_...`."""
 
     @functools.wraps(decide)
-    def workflow(ctx: WorkflowContext, event_id: str) -> None:
+    def workflow(ctx: WorkflowContext, event_id: str) -> Ran | None:
         trigger = decide(load_payload(ctx, event_id))
-        if trigger is not None:
-            apply_trigger(ctx, event_id, trigger)
+        if trigger is None:
+            return None
+        outcome = apply_trigger(ctx, event_id, trigger)
+        # The attempt says why the event changed nothing: the admin API and CLI show it.
+        return Ran("stale", outcome.message.removeprefix("stale: ")) if outcome.stale else None
 
     return workflow

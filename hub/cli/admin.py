@@ -84,7 +84,10 @@ def events_show(args: argparse.Namespace) -> int:
     print("\nattempts:")
     table(
         ("STARTED (UTC)", "WORKFLOW", "OUTCOME", "ERROR"),
-        [(when(a.started_at), a.workflow, a.outcome, a.error or "") for a in stored.attempts],
+        [
+            (when(a.started_at), a.workflow, a.outcome, a.error or a.detail or "")
+            for a in stored.attempts
+        ],
         sys.stdout,
     )
     body = stored.body.decode("utf-8", "replace")

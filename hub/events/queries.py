@@ -85,6 +85,7 @@ class AttemptRow:
     outcome: str
     error: str | None
     traceback: str | None
+    detail: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ _ATTEMPT = (
     attempts.c.outcome,
     attempts.c.error,
     attempts.c.traceback,
+    attempts.c.detail,
 )
 
 
@@ -221,6 +223,7 @@ def _attempt(m: Any) -> AttemptRow:
         outcome=m["outcome"],
         error=m["error"],
         traceback=m["traceback"],
+        detail=m["detail"],
     )
 
 

@@ -49,9 +49,10 @@ class AttemptRecord:
     workflow: str
     started_at: datetime
     finished_at: datetime
-    outcome: str  # "ok" | "error"
+    outcome: str  # "ok" | "error" | "stale"
     error: str | None = None
     traceback: str | None = None
+    detail: str | None = None  # for `stale`: what had superseded the event
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,4 +274,5 @@ def _attempt_row(rec: AttemptRecord) -> dict[str, Any]:
         "outcome": rec.outcome,
         "error": rec.error,
         "traceback": rec.traceback,
+        "detail": rec.detail,
     }

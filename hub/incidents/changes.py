@@ -53,6 +53,8 @@ class Outcome:
     # message update already pending asks for nothing (the pending one will show it), so a
     # burst of events is a handful of delivery messages, not one each.
     deliver: bool = False
+    # The change was older than what the key already reflected: recorded, nothing changed.
+    stale: bool = False
 
 
 @dataclass(frozen=True)

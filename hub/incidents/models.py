@@ -72,6 +72,23 @@ class Incident(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class IncidentKey(SQLModel, table=True):
+    """The newest change each grouping key reflects, in the provider's own order (a run
+    number, a status rank, a timestamp the provider set). Kept after its incident resolves,
+    and written even when a resolve finds nothing to resolve: that tombstone is what makes
+    an older change delivered late (or replayed) stale instead of news."""
+
+    __tablename__ = "incident_keys"
+
+    key: str = Field(primary_key=True, max_length=300)
+    version: list[int] = Field(sa_type=JSONType)
+    change: str = Field(max_length=16)  # "open" | "resolve": what that newest change was
+    event_id: str | None = Field(default=None, max_length=40)  # the event that carried it
+    note: str = Field(default="", sa_type=Text)  # its timeline line, to say what superseded
+    incident_id: str | None = Field(default=None, max_length=40)  # the incident it fed
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class IncidentEvent(SQLModel, table=True):
     """Which events fed which incident. An event applied once is never applied again."""
 

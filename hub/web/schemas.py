@@ -116,9 +116,16 @@ class AttemptOut(BaseModel):
     workflow: str
     started_at: UTCDateTime
     finished_at: UTCDateTime | None
-    outcome: str = Field(description="`ok` or `error`.")
+    outcome: str = Field(
+        description="`ok`, `error`, or `stale`: the event was older than what its incident "
+        "already reflected (the provider delivered it late, or it was replayed), so it "
+        "changed nothing."
+    )
     error: str | None
     traceback: str | None
+    detail: str | None = Field(
+        None, description="For `stale`: what had superseded the event (its event id and line)."
+    )
 
 
 class EventDetail(EventSummary):
