@@ -83,7 +83,7 @@ def post_stripe(client: TestClient, body: bytes) -> str:
     return event_id
 
 
-def stripe_event(client: TestClient, event_type: str = "payout.paid") -> str:
+def stripe_event(client: TestClient, event_type: str = "payout.updated") -> str:
     event = {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": event_type}
     return post_stripe(client, json.dumps(event).encode())
 
@@ -174,7 +174,7 @@ def test_openapi_documents_the_bearer_scheme_on_admin_paths(client):
 
 def test_list_filters_by_provider_type_and_status(client):
     paid = stripe_event(client, "invoice.paid")
-    failed = stripe_event(client, "payout.paid")
+    failed = stripe_event(client, "payout.updated")
     ping = post_github(client, "ping", {"zen": "Keep it logically awesome.", "hook_id": 1})
     for eid in (paid, failed, ping):
         wait_settled(client, eid)
@@ -199,10 +199,10 @@ def test_list_items_have_the_summary_fields_and_no_body(client):
     wait_settled(client, eid)
     (item,) = admin_get(client, "/admin/events").json()["items"]
     assert set(item) == SUMMARY_FIELDS
-    assert (item["id"], item["provider"], item["type"]) == (eid, "stripe", "payout.paid")
+    assert (item["id"], item["provider"], item["type"]) == (eid, "stripe", "payout.updated")
     assert item["delivery_id"].startswith("evt_")
     assert item["status"] == "ignored"
-    assert item["runs"] == 0  # no worker routes payout.paid: stored `ignored`, never run
+    assert item["runs"] == 0  # no worker routes payout.updated: stored `ignored`, never run
     assert item["last_error"] is None
     assert_utc(item["received_at"])
     assert_utc(item["updated_at"])

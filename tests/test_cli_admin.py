@@ -80,13 +80,13 @@ def test_a_token_made_on_the_command_line_works_with_its_scopes(settings, hub, c
 
 
 def test_events_are_listed_and_shown_byte_for_byte(settings, hub, capsys):
-    event_id = stripe_event(hub, "payout.paid")
+    event_id = stripe_event(hub, "payout.updated")
     wait_settled(hub, event_id)
     code, out, _ = run(capsys, "events", "list", "--provider", "stripe")
     assert code == 0
     header, row = out.splitlines()
     assert header.split()[:3] == ["ID", "RECEIVED", "(UTC)"]
-    assert row.split()[0] == event_id and "payout.paid" in row and "ignored" in row
+    assert row.split()[0] == event_id and "payout.updated" in row and "ignored" in row
     stored = hub.get(f"/admin/events/{event_id}", headers=ROOT).json()["body"]
     code, out, _ = run(capsys, "events", "show", event_id, "--raw")
     assert out == stored
@@ -96,7 +96,7 @@ def test_events_are_listed_and_shown_byte_for_byte(settings, hub, capsys):
 
 
 def test_replay_from_the_terminal_follows_progress_to_the_end(settings, hub, capsys):
-    ids = [stripe_event(hub, "payout.paid") for _ in range(30)]
+    ids = [stripe_event(hub, "payout.updated") for _ in range(30)]
     for event_id in ids:
         wait_settled(hub, event_id)
     engine = make_engine(settings.database_url)

@@ -182,9 +182,9 @@ def test_slash_command_lists_open_incidents_through_the_response_url(client, sla
 
 
 def test_ci_red_then_green_resolves_by_itself(client, slack, github):
-    for conclusion in ("failure", "success"):
-        send(client, "/webhooks/github",
-             github_request("workflow_run", p.workflow_run(conclusion, "main")))  # fmt: skip
+    for run, conclusion in enumerate(("failure", "success"), start=42):
+        payload = p.workflow_run(conclusion, "main", run_number=run)
+        send(client, "/webhooks/github", github_request("workflow_run", payload))
         if conclusion == "failure":
             wait_for(lambda: slack.messages("#incidents"), what="CI broken on main")
     wait_for(lambda: github.issues(REPO) and github.issues(REPO)[0].state == "closed")

@@ -117,10 +117,10 @@ def test_status_gauges_and_embedded_worker_counters_match_the_database(sqlite_ur
     settings = make_settings(sqlite_url)
     with TestClient(create_app(settings)) as client:
         # CI red, then (once its incident is open) green: one incident opened and resolved.
-        red = github_request("workflow_run", p.workflow_run("failure", "main"))
+        red = github_request("workflow_run", p.workflow_run("failure", "main", run_number=42))
         assert post(client, "/webhooks/github", red) == 200
         wait_for(lambda: db_counts(settings, incidents).get("open"), what="CI broken on main")
-        green = github_request("workflow_run", p.workflow_run("success", "main"))
+        green = github_request("workflow_run", p.workflow_run("success", "main", run_number=43))
         assert post(client, "/webhooks/github", green) == 200
         payout = p.stripe_event("payout.failed", p.payout(), event_id=f"evt_{uuid.uuid4().hex}")
         assert post(client, "/webhooks/stripe", stripe_request(payout)) == 200

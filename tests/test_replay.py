@@ -106,7 +106,7 @@ def test_slack_down_then_fixed_a_replay_posts_exactly_the_missing_message(client
 
 def test_replaying_processed_events_makes_no_side_effects(client, slack, replay_settings):
     ids = [stripe(client, p.stripe_event("charge.dispute.created", p.dispute()))["event_id"]]
-    ids += [stripe(client, p.stripe_event("payout.paid", {"id": f"po_{i}"}))["event_id"]
+    ids += [stripe(client, p.stripe_event("payout.updated", {"id": f"po_{i}"}))["event_id"]
             for i in range(5)]  # fmt: skip
     wait_for(lambda: all(event(client, i)["status"] in ("processed", "ignored") for i in ids))
     wait_for(lambda: slack.posts == 1, what="the dispute message")
@@ -127,10 +127,10 @@ def test_replaying_processed_events_makes_no_side_effects(client, slack, replay_
 def test_a_bulk_replay_is_paced_and_reports_progress(sqlite_url, slack):
     settings = make_settings(sqlite_url, replay_per_second=100.0)
     with TestClient(create_app(settings)) as client:
-        ids = [stripe(client, p.stripe_event("payout.paid", {"id": f"po_{i}"}))["event_id"]
+        ids = [stripe(client, p.stripe_event("payout.updated", {"id": f"po_{i}"}))["event_id"]
                for i in range(300)]  # fmt: skip
         wait_for(lambda: all(e["status"] == "ignored" for e in _all(client)), what="settled")
-        r = client.post("/admin/replays", json={"type": "payout.paid"}, headers=ROOT).json()
+        r = client.post("/admin/replays", json={"type": "payout.updated"}, headers=ROOT).json()
         assert (r["matched"], r["replayed"], r["skipped"]) == (300, 300, 0)
         # 300 events at 100 a second: handed over across three seconds, not at once.
         progress = client.get(f"/admin/replays/{r['replay_id']}", headers=ROOT).json()

@@ -69,8 +69,8 @@ def test_another_account_is_another_incident(ctx):
 
 
 def test_ci_red_then_green_opens_and_resolves_and_red_again_opens_a_new_incident(ctx):
-    for conclusion in ("failure", "failure", "success", "failure"):
-        payload = p.workflow_run(conclusion, "main")
+    for run, conclusion in enumerate(("failure", "failure", "success", "failure"), start=42):
+        payload = p.workflow_run(conclusion, "main", run_number=run)
         ci(ctx, store_event(ctx, "github", "workflow_run.completed", payload))
     first, second = all_incidents(ctx)
     assert (first.status, first.occurrences) == ("resolved", 2)
