@@ -16,10 +16,21 @@ from hub.events.store import EventStore, NewEvent
 from hub.incidents.changes import effects, incidents, timeline
 from hub.runtime.db import make_engine
 from hub.runtime.queue import EventQueue
+from tests.conftest import make_settings
 
 
 @pytest.fixture
 def ctx(settings: Settings) -> WorkflowContext:
+    return context_for(settings)
+
+
+@pytest.fixture(params=["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.services)])
+def any_ctx(request: pytest.FixtureRequest) -> WorkflowContext:
+    """The same context on SQLite, then on a fresh PostgreSQL database."""
+    return context_for(make_settings(request.getfixturevalue(request.param)))
+
+
+def context_for(settings: Settings) -> WorkflowContext:
     engine = make_engine(settings.database_url)
     broker = StubBroker()
     broker.declare_queue(settings.queue_name)

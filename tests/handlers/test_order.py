@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from dramatiq.brokers.stub import StubBroker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,13 +18,9 @@ from handlers.dispatch import route_events
 from handlers.triggers.model import Change, Link, Trigger
 from handlers.triggers.order import incident_keys
 from handlers.triggers.workflow import incident_workflow
-from hub.config import Settings
-from hub.events.store import EventStore, attempts, events
+from hub.events.store import attempts, events
 from hub.incidents.changes import incidents
 from hub.incidents.models import IncidentEvent
-from hub.runtime.db import make_engine
-from hub.runtime.queue import EventQueue
-from tests.conftest import make_settings
 from tests.handlers.conftest import all_incidents, effects_of, rows, store_event, timeline_of
 
 
@@ -58,18 +53,9 @@ def live(ctx: WorkflowContext) -> list[Any]:
     return [i for i in all_incidents(ctx) if i.status != "resolved"]
 
 
-@pytest.fixture(params=["sqlite_url", pytest.param("postgres_url", marks=pytest.mark.services)])
-def ctx(request: pytest.FixtureRequest) -> WorkflowContext:
-    settings = make_settings(request.getfixturevalue(request.param))
-    return _context(settings)
-
-
-def _context(settings: Settings) -> WorkflowContext:
-    engine = make_engine(settings.database_url)
-    broker = StubBroker()
-    broker.declare_queue(settings.queue_name)
-    queue = EventQueue(broker, settings.queue_name)
-    return WorkflowContext(settings=settings, engine=engine, store=EventStore(engine), queue=queue)
+@pytest.fixture
+def ctx(any_ctx: WorkflowContext) -> WorkflowContext:
+    return any_ctx
 
 
 def test_a_late_failure_of_an_older_run_does_not_reopen(ctx):
