@@ -137,6 +137,29 @@ def resolve_payout_incident(event: Mapping[str, object]) -> Trigger:
     )
 
 
+def dispute_now(event: Mapping[str, object]) -> Trigger:
+    """The dispute as Stripe reports it now (handlers.triggers.current put the fetched object
+    in `data.object`): open while undecided, resolved once closed, whatever the event's type;
+    without a status, the type decides."""
+    status = opt_str(req_map(event, "data.object"), "status")
+    if status is None:
+        closed = (opt_str(event, "type") or "").endswith(".closed")
+    else:
+        closed = status not in DISPUTE_OPEN_STATUSES
+    return resolve_dispute_incident(event) if closed else open_dispute_incident(event)
+
+
+def payout_now(event: Mapping[str, object]) -> Trigger | None:
+    """The payout as Stripe reports it now: `failed` opens, `paid` resolves (a later payout
+    paid to the same destination). Pending, in transit or canceled: neither, so nothing."""
+    status = opt_str(req_map(event, "data.object"), "status")
+    if status == "failed":
+        return open_payout_incident(event)
+    if status == "paid":
+        return resolve_payout_incident(event)
+    return None
+
+
 def count_failed_payment(event: Mapping[str, object]) -> Trigger:
     """`payment_intent.payment_failed` and `invoice.payment_failed`: one incident per account.
 

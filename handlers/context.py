@@ -17,6 +17,7 @@ from hub.runtime.queue import EventQueue
 if TYPE_CHECKING:  # only the type: the SDKs load where clients are built (hub.container)
     from integrations.github_api import IssueTracker
     from integrations.slack_api import SlackClient
+    from integrations.stripe_api import StripeReader
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class WorkflowContext:
     # None: no token configured. Slack messages then go to the log; GitHub is skipped.
     slack: SlackClient | None = None
     github: IssueTracker | None = None
+    # None: no HUB_STRIPE_API_KEY. Stripe workflows then decide from the event alone.
+    stripe: StripeReader | None = None
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 

@@ -9,19 +9,39 @@ from collections.abc import Mapping
 
 from handlers import billing, chatops, delivery, security, system
 from handlers.context import Workflow
+from handlers.triggers.current import confirmed as now
+from handlers.triggers.current import fetched as thin
 from handlers.triggers.workflow import incident_workflow as on
 
 Routes = Mapping[tuple[str, str], tuple[Workflow, ...]]
 
+DISPUTE_NOW = (billing.dispute_now, "dispute")
+PAYOUT_NOW = (billing.payout_now, "payout")
+
 ROUTES: Routes = {
-    # Billing (Stripe)
-    ("stripe", "charge.dispute.created"): (on(billing.open_dispute_incident),),
-    ("stripe", "charge.dispute.closed"): (on(billing.resolve_dispute_incident),),
-    ("stripe", "payout.failed"): (on(billing.open_payout_incident),),
-    ("stripe", "payout.paid"): (on(billing.resolve_payout_incident),),  # same destination
+    # Billing (Stripe). With HUB_STRIPE_API_KEY, disputes and payouts decide from the object's
+    # current state (handlers/triggers/current.py); without, or if Stripe cannot say, by type.
+    ("stripe", "charge.dispute.created"): (now(billing.open_dispute_incident, *DISPUTE_NOW),),
+    ("stripe", "charge.dispute.closed"): (now(billing.resolve_dispute_incident, *DISPUTE_NOW),),
+    ("stripe", "payout.failed"): (now(billing.open_payout_incident, *PAYOUT_NOW),),
+    # A failed payout is resolved when a later payout to the same destination is paid.
+    ("stripe", "payout.paid"): (now(billing.resolve_payout_incident, *PAYOUT_NOW),),
     ("stripe", "payment_intent.payment_failed"): (on(billing.count_failed_payment),),
     ("stripe", "invoice.payment_failed"): (on(billing.count_failed_payment),),
     ("stripe", "radar.early_fraud_warning.created"): (on(billing.open_fraud_warning_incident),),
+    # Stripe's thin events (event destinations, `v2.core.event`) for the same v1 kinds: they
+    # carry a reference, so the related object is fetched and decided from. Subscribe a
+    # destination to one payload style or the other: a failed payment sent both ways counts
+    # twice (disputes and payouts are versioned, so their second copy is stale).
+    ("stripe", "v1.charge.dispute.created"): (thin(billing.dispute_now),),
+    ("stripe", "v1.charge.dispute.closed"): (thin(billing.dispute_now),),
+    ("stripe", "v1.payout.failed"): (thin(billing.payout_now),),
+    ("stripe", "v1.payout.paid"): (thin(billing.payout_now),),
+    ("stripe", "v1.payment_intent.payment_failed"): (thin(billing.count_failed_payment),),
+    ("stripe", "v1.invoice.payment_failed"): (thin(billing.count_failed_payment),),
+    ("stripe", "v1.radar.early_fraud_warning.created"): (
+        thin(billing.open_fraud_warning_incident),
+    ),
     # Delivery (GitHub CI and deployments)
     ("github", "workflow_run.completed"): (on(delivery.track_ci_on_default_branch),),
     ("github", "deployment_status.created"): (on(delivery.track_deploy_status),),

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
     github_incident_repo: str | None = None
+    # Read-only use: Stripe workflows confirm a dispute's or payout's current state and fetch
+    # the object a thin event refers to. Unset: they decide from the event alone, as before.
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
 
     admin_tokens: SecretList = Field(default_factory=list)
     # Inbound limits (`limits` syntax: "600/minute"), shared through Redis when configured.
@@ -68,6 +72,10 @@ class Settings(BaseSettings):
     slack_workspace_per_minute: int = 300
     slack_updates_per_minute: int = 50
     github_per_minute: int = 60
+    # Stripe allows 100 reads a second per account in live mode (25 in test mode) and
+    # answers 429 beyond; a quarter of the live budget leaves room for the other software
+    # that shares the account's key and for test mode.
+    stripe_reads_per_second: float = 25.0
     # A worker delivering an incident's effects holds it this long at most (then it is
     # presumed dead and another takes over): longer than a few slow HTTP calls.
     effect_lease_s: float = 60.0

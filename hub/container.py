@@ -21,6 +21,7 @@ from integrations.registry import build_endpoints
 if TYPE_CHECKING:
     from integrations.github_api import IssueTracker
     from integrations.slack_api import SlackClient
+    from integrations.stripe_api import StripeReader
 
 
 @dataclass
@@ -62,9 +63,16 @@ def build(settings: Settings | None = None) -> Container:
     )
 
 
-def outbound_clients(settings: Settings) -> tuple[SlackClient | None, IssueTracker | None]:
-    """The workers' Slack and GitHub clients; None where no token (or repo) is configured.
-    Imported here, not at the top: API processes never load the two SDKs."""
+@dataclass(frozen=True)
+class Outbound:
+    slack: SlackClient | None
+    github: IssueTracker | None
+    stripe: StripeReader | None
+
+
+def outbound_clients(settings: Settings) -> Outbound:
+    """The workers' Slack, GitHub and Stripe clients; None where no token (or repo, or key)
+    is configured. Imported here, not at the top: API processes never load the SDKs."""
     from integrations.github_api import IssueTracker
     from integrations.slack_api import SlackClient
 
@@ -78,4 +86,12 @@ def outbound_clients(settings: Settings) -> tuple[SlackClient | None, IssueTrack
             settings.github_api_url,
             settings.github_incident_repo,
         )
-    return slack, github
+    return Outbound(slack, github, stripe_reader(settings))
+
+
+def stripe_reader(settings: Settings) -> StripeReader | None:
+    if settings.stripe_api_key is None:
+        return None
+    from integrations.stripe_api import StripeReader
+
+    return StripeReader(settings.stripe_api_key.get_secret_value(), settings.stripe_api_base)

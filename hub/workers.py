@@ -59,15 +59,16 @@ def start_worker(container: Container, threads: int) -> dramatiq.Worker:
     from handlers.actors import declare_actors
     from handlers.context import WorkflowContext
 
-    slack, github = outbound_clients(container.settings)
+    clients = outbound_clients(container.settings)
     ctx = WorkflowContext(
         settings=container.settings,
         engine=container.engine,
         store=container.store,
         queue=container.events,
         limits=container.limits,
-        slack=slack,
-        github=github,
+        slack=clients.slack,
+        github=clients.github,
+        stripe=clients.stripe,
         metrics=WorkerMetrics(container.metrics.counters),
     )
     container.metrics.counters.start()

@@ -34,11 +34,14 @@ def incident_workflow(decide: Decide) -> Workflow:
 
     @functools.wraps(decide)
     def workflow(ctx: WorkflowContext, event_id: str) -> Ran | None:
-        trigger = decide(load_payload(ctx, event_id))
-        if trigger is None:
-            return None
-        outcome = apply_trigger(ctx, event_id, trigger)
-        # The attempt says why the event changed nothing: the admin API and CLI show it.
-        return Ran("stale", outcome.message.removeprefix("stale: ")) if outcome.stale else None
+        return run_trigger(ctx, event_id, decide(load_payload(ctx, event_id)))
 
     return workflow
+
+
+def run_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger | None) -> Ran | None:
+    if trigger is None:
+        return None
+    outcome = apply_trigger(ctx, event_id, trigger)
+    # The attempt says why the event changed nothing: the admin API and CLI show it.
+    return Ran("stale", outcome.message.removeprefix("stale: ")) if outcome.stale else None
