@@ -86,7 +86,7 @@ class Attempt(SQLModel, table=True):
     workflow: str = Field(max_length=200)
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    outcome: str = Field(max_length=16)  # "ok" | "error" | "stale"
+    outcome: str = Field(max_length=16)  # "ok" | "error" | "stale" | "unfetched"
     error: str | None = Field(default=None, sa_type=Text)
     traceback: str | None = Field(default=None, sa_type=Text)
     # Why a run changed nothing on purpose: for `stale`, what had superseded the event.

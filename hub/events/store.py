@@ -49,7 +49,7 @@ class AttemptRecord:
     workflow: str
     started_at: datetime
     finished_at: datetime
-    outcome: str  # "ok" | "error" | "stale"
+    outcome: str  # "ok" | "error" | "stale" | "unfetched"
     error: str | None = None
     traceback: str | None = None
     detail: str | None = None  # for `stale`: what had superseded the event

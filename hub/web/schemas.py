@@ -119,12 +119,15 @@ class AttemptOut(BaseModel):
     outcome: str = Field(
         description="`ok`, `error`, or `stale`: the event was older than what its incident "
         "already reflected (the provider delivered it late, or it was replayed), so it "
-        "changed nothing."
+        "changed nothing; `unfetched`: a Stripe thin event whose object could not be fetched "
+        "(no HUB_STRIPE_API_KEY, or Stripe refused), so it changed nothing."
     )
     error: str | None
     traceback: str | None
     detail: str | None = Field(
-        None, description="For `stale`: what had superseded the event (its event id and line)."
+        None,
+        description="For `stale`: what had superseded the event (its event id and line); "
+        "for `unfetched`: why.",
     )
 
 
