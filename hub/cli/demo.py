@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -202,7 +201,10 @@ class Demo:
             self._send(payment_failed(account, n))
 
     def _github(self) -> None:
-        number = 100 + secrets.randbelow(900)
+        # GitHub numbers a workflow's runs in order, and the hub orders CI by that number:
+        # each demo's runs must come after the last demo's, as real ones would, even two
+        # demos within a second (milliseconds since 2026, so the number stays readable).
+        number = time.time_ns() // 1_000_000 - 1_767_225_600_000
         failed = self._send(workflow_run("failure", number, "Bump the checkout timeout to 30 s"))
         # Workers take events in parallel: the fix must not be applied before the failure.
         self._wait_incident(failed, "the CI incident")
