@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from handlers.triggers import alerts
+from handlers.triggers.alerts import CLOSING, LEVELS, OPENING, REOPEN_ACTIONS, RULE_LEVELS
 from handlers.triggers.model import Change, Link, Severity, Trigger, Version
 from handlers.triggers.payload import (
     first_line,
@@ -23,43 +25,16 @@ from handlers.triggers.payload import (
     names,
     opt_bool,
     opt_epoch,
-    opt_int,
     opt_str,
     req_int,
     req_str,
     shorten,
 )
 
-# Code scanning security_severity_level, and Dependabot / advisory severity ("moderate" is
-# the advisory database's word for "medium").
-LEVELS = {
-    "critical": Severity.SEV1,
-    "high": Severity.SEV2,
-    "medium": Severity.SEV3,
-    "moderate": Severity.SEV3,
-    "low": Severity.SEV4,
-}
-# Code scanning rule.severity, for rules without a security severity (non-security queries).
-RULE_LEVELS = {
-    "error": Severity.SEV2,
-    "warning": Severity.SEV3,
-    "note": Severity.SEV4,
-    "none": Severity.SEV4,
-}
 INCIDENT_LABEL = "incident"
 HUB_LABEL = "hub-incident"
 HUB_MARKER = "<!-- hub:"
 SEVERITY_LABEL = re.compile(r"^sev[-_ ]?([1-4])$")
-OPENING, CLOSING = 0, 1  # the phase, second in a version
-# Actions that open an alert's incident again after a close, as the timeline words them.
-REOPEN_ACTIONS = {
-    "reopened": "reopened",
-    "reopened_by_user": "reopened",
-    "auto_reopened": "auto-reopened",
-    "reintroduced": "reintroduced",  # Dependabot: a fixed alert's dependency is back
-}
-# An alert's own timestamps of closing, in no particular order (the latest present counts).
-CLOSED_AT = ("fixed_at", "dismissed_at", "resolved_at", "auto_dismissed_at")
 
 
 def open_code_scanning_incident(payload: Mapping[str, object]) -> Trigger:
@@ -75,10 +50,12 @@ def open_code_scanning_incident(payload: Mapping[str, object]) -> Trigger:
     )
     level = opt_str(payload, "alert.rule.security_severity_level")
     rule_severity = opt_str(payload, "alert.rule.severity")
-    severity = _level(level, LEVELS) or _level(rule_severity, RULE_LEVELS) or Severity.SEV3
+    severity = (
+        alerts.level(level, LEVELS) or alerts.level(rule_severity, RULE_LEVELS) or Severity.SEV3
+    )
     details = [f"{opt_str(payload, 'alert.tool.name') or 'Code scanning'} alert #{number}"]
     details.append(f"severity {level or rule_severity or 'unknown'}")
-    location = _location(payload)
+    location = alerts.location(payload)
     if location:
         details.append(f"at {location}")
     return _alert(
@@ -142,8 +119,8 @@ def open_vulnerable_dependency_incident(payload: Mapping[str, object]) -> Trigge
         payload,
         key=alert_key("dependabot", repo, number),
         title=f"Vulnerable dependency: {package} ({advisory}) in {repo}",
-        severity=_level(level, LEVELS) or Severity.SEV3,
-        summary=_dependency_summary(payload, number, level),
+        severity=alerts.level(level, LEVELS) or Severity.SEV3,
+        summary=alerts.dependency_summary(payload, number, level),
         label=f"Dependabot alert #{number}",
     )
 
@@ -159,7 +136,7 @@ def resolve_code_scanning_incident(payload: Mapping[str, object]) -> Trigger:
         commit = (opt_str(payload, "commit_oid") or "")[:7]
         note = f"{label} fixed in {commit}" if commit else f"{label} fixed"
     else:
-        note = f"{label} {_dismissal(payload)}"
+        note = f"{label} {alerts.dismissal(payload)}"
     return _alert_closed(payload, alert_key("code-scanning", repo, number), note)
 
 
@@ -172,7 +149,7 @@ def resolve_secret_leak_incident(payload: Mapping[str, object]) -> Trigger:
     note = f"Secret scanning alert #{number} resolved" + (f" by {who}" if who else "")
     resolution = opt_str(payload, "alert.resolution")
     if resolution is not None:
-        note += f": {_words(resolution)}"
+        note += f": {alerts.words(resolution)}"
     comment = opt_str(payload, "alert.resolution_comment")
     if comment is not None:
         note += f" ({first_line(comment, 120)})"
@@ -190,7 +167,7 @@ def resolve_vulnerable_dependency_incident(payload: Mapping[str, object]) -> Tri
     elif action == "auto_dismissed":
         note = f"{label} auto-dismissed"
     else:
-        note = f"{label} {_dismissal(payload)}"
+        note = f"{label} {alerts.dismissal(payload)}"
     return _alert_closed(payload, alert_key("dependabot", repo, number), note)
 
 
@@ -228,10 +205,6 @@ def issue_key(repo: str, number: int) -> str:
     return f"github:issue:{repo}:{number}"
 
 
-def _level(value: str | None, levels: Mapping[str, Severity]) -> Severity | None:
-    return levels.get(value.strip().lower()) if value else None
-
-
 def _alert(
     payload: Mapping[str, object],
     *,
@@ -257,7 +230,7 @@ def _alert(
         summary=summary,
         links=(Link("Alert on GitHub", url),) if url else (),
         note=note,
-        version=alert_version(payload, OPENING),
+        version=alerts.alert_version(payload, OPENING),
     )
 
 
@@ -267,30 +240,8 @@ def _alert_closed(payload: Mapping[str, object], key: str, note: str) -> Trigger
         key=key,
         actor=github_actor(payload),
         note=note,
-        version=alert_version(payload, CLOSING),
+        version=alerts.alert_version(payload, CLOSING),
     )
-
-
-def alert_version(payload: Mapping[str, object], phase: int) -> Version | None:
-    """(epoch seconds, phase) from the alert's own timestamps, never from arrival.
-
-    `updated_at` when the alert carries it (Dependabot always, secret scanning and newer code
-    scanning payloads mostly). Otherwise: `created_at` for a creation, the latest closing
-    timestamp present for a close. A reopen without `updated_at` is None (applies as it
-    arrives): code scanning reopens null `fixed_at`/`dismissed_at` and stamp nothing, and
-    `created_at` would rank the reopen below the close it undoes. Likewise a close with no
-    closing time of its own (code scanning `fixed` carries none): `created_at` would tie
-    every later fix of the alert with the first one, so a fix after a reopen would be stale."""
-    updated = opt_epoch(payload, "alert.updated_at")
-    if updated is not None:
-        return (updated, phase)
-    if phase == OPENING:
-        if opt_str(payload, "action") in REOPEN_ACTIONS:
-            return None
-        created = opt_epoch(payload, "alert.created_at")
-        return (created, phase) if created is not None else None
-    closed = [t for name in CLOSED_AT if (t := opt_epoch(payload, f"alert.{name}")) is not None]
-    return (max(closed), phase) if closed else None
 
 
 def _issue_version(payload: Mapping[str, object], phase: int) -> Version | None:
@@ -298,48 +249,6 @@ def _issue_version(payload: Mapping[str, object], phase: int) -> Version | None:
     if updated is None and phase == CLOSING:
         updated = opt_epoch(payload, "issue.closed_at")
     return (updated, phase) if updated is not None else None
-
-
-def _dismissal(payload: Mapping[str, object]) -> str:
-    """`dismissed by octocat: false positive (the comment)`. Code scanning sends reasons with
-    spaces (`false positive`), Dependabot with underscores (`tolerable_risk`): both as words."""
-    who = opt_str(payload, "alert.dismissed_by.login") or opt_str(payload, "sender.login")
-    text = "dismissed" + (f" by {who}" if who else "")
-    reason = opt_str(payload, "alert.dismissed_reason")
-    if reason is not None:
-        text += f": {_words(reason)}"
-    comment = opt_str(payload, "alert.dismissed_comment")
-    if comment is not None:
-        text += f" ({first_line(comment, 120)})"
-    return text
-
-
-def _words(value: str) -> str:
-    return value.replace("_", " ")
-
-
-def _location(payload: Mapping[str, object]) -> str:
-    path = opt_str(payload, "alert.most_recent_instance.location.path")
-    line = opt_int(payload, "alert.most_recent_instance.location.start_line")
-    ref = opt_str(payload, "alert.most_recent_instance.ref") or opt_str(payload, "ref")
-    where = f"{path}:{line}" if path and line is not None else path or ""
-    return f"{where} on {ref}" if where and ref else where
-
-
-def _dependency_summary(payload: Mapping[str, object], number: int, level: str | None) -> str:
-    parts = [f"Dependabot alert #{number}, severity {level or 'unknown'}."]
-    summary = opt_str(payload, "alert.security_advisory.summary")
-    if summary is not None:
-        parts.append(first_line(summary, 200) + ".")
-    vulnerable = opt_str(payload, "alert.security_vulnerability.vulnerable_version_range")
-    if vulnerable is not None:
-        parts.append(f"Vulnerable: {vulnerable}.")
-    patched = opt_str(payload, "alert.security_vulnerability.first_patched_version.identifier")
-    parts.append(f"Fixed in {patched}." if patched else "No patched version yet.")
-    manifest = opt_str(payload, "alert.dependency.manifest_path")
-    if manifest is not None:
-        parts.append(f"Manifest: {manifest}.")
-    return " ".join(parts)
 
 
 def _is_hub_issue(payload: Mapping[str, object]) -> bool:
