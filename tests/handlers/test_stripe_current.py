@@ -51,10 +51,10 @@ def fake() -> Iterator[StripeServer]:
 
 
 @pytest.fixture
-def keyed(ctx: WorkflowContext, fake: StripeServer) -> WorkflowContext:
-    """The workers' context with a Stripe key, pointed at the fake."""
+def keyed(any_ctx: WorkflowContext, fake: StripeServer) -> WorkflowContext:
+    """The workers' context with a Stripe key, pointed at the fake (SQLite, then PostgreSQL)."""
     reader = StripeReader(API_KEY, fake.api_base, timeout=2)
-    return dataclasses.replace(ctx, stripe=reader, limits=CountingLimits())
+    return dataclasses.replace(any_ctx, stripe=reader, limits=CountingLimits())
 
 
 def deliver(ctx: WorkflowContext, kind: str, payload: dict[str, Any], n: int = 1) -> str:
