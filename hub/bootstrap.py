@@ -11,15 +11,18 @@ import logging
 from starlette.types import ASGIApp
 
 from hub.admin.retention import retention_clock
+from hub.admin.tokens import TokenStore
 from hub.config import Settings
 from hub.container import Container, build
 from hub.events.models import Status
+from hub.events.rejections import RejectionStore
 from hub.events.routed_kinds import RouteTable
 from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.ingest.asgi import Ingress, with_ingress
 from hub.ingest.committer import GroupCommitter, in_thread
 from hub.ingest.meter import IngressMeter
 from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
+from hub.ingest.rejections import RejectionLog
 from hub.ratelimits.inbound import RateLimits
 from hub.runtime.db import checkpointer, is_sqlite
 from hub.runtime.queue import Enqueuer
@@ -59,6 +62,9 @@ def create_app_from(container: Container) -> ASGIApp:
     routes = RouteTable(container.engine, settings.routes_refresh_s)
     services.append(routes)
     committer = _committer(container, enqueuer)
+    # Refusals: a log line each (held to a few per kind), written to the table once a second.
+    rejections = RejectionLog(RejectionStore(container.engine))
+    services.append(rejections.writer())
     # One limiter for the admin API and the ingress's unverified requests.
     limits = RateLimits(settings)
     api = build_api(
@@ -73,10 +79,23 @@ def create_app_from(container: Container) -> ASGIApp:
         limits=limits,
         meter=meter,
         wants=routes.wants,
+        rejections=rejections,
     )
     mounted = ", ".join(sorted(container.endpoints)) or "none (no provider secrets configured)"
     log.info("webhook endpoints mounted: %s", mounted)
+    if not _admin_tokens_exist(container):
+        log.warning("HUB_ADMIN_TOKENS is not set: the admin API refuses every request")
     return with_ingress(api, ingress)
+
+
+def _admin_tokens_exist(container: Container) -> bool:
+    """HUB_ADMIN_TOKENS or a live token made with `hub tokens create`."""
+    if any(token.get_secret_value().strip() for token in container.settings.admin_tokens):
+        return True
+    try:
+        return TokenStore(container.engine).any_live()
+    except Exception:  # no schema yet (/readyz says so): no tokens there either
+        return False
 
 
 def _committer(container: Container, enqueuer: Enqueuer) -> GroupCommitter:

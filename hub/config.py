@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import difflib
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -172,3 +179,109 @@ class Settings(BaseSettings):
             "github": [s.get_secret_value() for s in self.github_webhook_secrets],
             "slack": [s.get_secret_value() for s in self.slack_signing_secrets],
         }
+
+
+# HUB_* names that are not settings: `hub demo`'s target, the test suite's own knobs.
+NOT_SETTINGS = frozenset({"HUB_URL", "HUB_FUZZ_PROFILE"})
+TEST_PREFIX = "HUB_TEST_"
+_UNITS = {
+    "_bytes": " of bytes",
+    "_ms": " of milliseconds",
+    "_s": " of seconds",
+    "_days": " of days",
+    "_per_minute": " per minute",
+    "_per_second": " per second",
+}
+_SECRET_WORDS = ("secret", "token", "key", "password")
+_warned: set[str] = set()
+
+
+class SettingsRefused(SystemExit):
+    """The HUB_* settings cannot be read; `lines` (already on stderr) say which and why."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(2)
+        self.lines = lines
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and .env, or exit 2 with one line per bad variable
+    (`HUB_MAX_BODY_BYTES=25MiB: not a whole number of bytes (e.g. 26214400)`)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = settings_errors(exc)
+        for line in lines:
+            print(f"hub: {line}", file=sys.stderr)
+        raise SettingsRefused(lines) from None
+
+
+def settings_errors(exc: ValidationError) -> list[str]:
+    """One line per bad variable: its name, what it got (never a secret), what it takes."""
+    lines: dict[str, str] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        var = f"HUB_{name.upper()}"
+        if var in lines:
+            continue
+        field = Settings.model_fields.get(name)
+        got = "<hidden>" if _secret(name, field) else _shown(error.get("input"))
+        lines[var] = f"{var}={got}: {_takes(name, var, field, error)}"
+    return list(lines.values())
+
+
+def _secret(name: str, field: FieldInfo | None) -> bool:
+    annotation = repr(field.annotation) if field is not None else ""
+    return "SecretStr" in annotation or any(word in name for word in _SECRET_WORDS)
+
+
+def _shown(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _takes(name: str, var: str, field: FieldInfo | None, error: Any) -> str:
+    kind = str(error.get("type", ""))
+    unit = next((u for suffix, u in _UNITS.items() if name.endswith(suffix)), "")
+    default = field.default if field is not None else None
+    example = f" (e.g. {default:.15g})" if isinstance(default, int | float) else ""
+    if kind.startswith("int_"):
+        return f"not a whole number{unit}{example}"
+    if kind.startswith("float_"):
+        return f"not a number{unit}{example}"
+    if kind.startswith("bool_"):
+        return "not true or false"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return message.removeprefix(f"{var} ").split(", not ")[0]
+
+
+def unknown_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> list[str]:
+    """A line for each HUB_* variable (or .env key) that is no setting, with the closest
+    known name: misspelled settings are otherwise silently ignored."""
+    from dotenv import dotenv_values
+
+    known = sorted(f"HUB_{name.upper()}" for name in Settings.model_fields)
+    found = {k.upper(): "" for k in (os.environ if environ is None else environ)}
+    if env_file is not None and Path(env_file).is_file():
+        for key in dotenv_values(env_file):
+            found.setdefault(key.upper(), f" (in {env_file})")
+    lines = []
+    for name, where in sorted(found.items()):
+        if not name.startswith("HUB_") or name in known or name in NOT_SETTINGS:
+            continue
+        if name.startswith(TEST_PREFIX):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else "see hub/config.py for the settings"
+        lines.append(f"{name}{where} is not a setting; {hint}")
+    return lines
+
+
+def warn_unknown_settings() -> None:
+    """Log `unknown_settings()` as warnings, each once per process."""
+    for line in unknown_settings():
+        if line not in _warned:
+            _warned.add(line)
+            logging.getLogger(__name__).warning("%s", line)

@@ -115,6 +115,12 @@ class TokenStore:
             rows = conn.execute(select(api_tokens).order_by(api_tokens.c.id)).all()
         return [_info(r) for r in rows]
 
+    def any_live(self) -> bool:
+        """Whether some token made with `hub tokens create` is not revoked."""
+        live = select(api_tokens.c.id).where(api_tokens.c.revoked_at.is_(None)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(live).first() is not None
+
     def authenticate(self, token: str) -> TokenInfo | None:
         """The live token with this text, or None. Records when it was last used."""
         with self.engine.connect() as conn:

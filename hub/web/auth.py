@@ -32,6 +32,9 @@ bearer = HTTPBearer(
 )
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+NO_TOKENS = (
+    "the admin API has no tokens: set HUB_ADMIN_TOKENS (or create one with `hub tokens create`)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +105,17 @@ class AdminAuth:
         return Admin(info.name, info.scopes) if info is not None else None
 
     def _why(self, credentials: HTTPAuthorizationCredentials | None) -> str:
+        if not self._env and not self._scoped_tokens_exist():
+            return NO_TOKENS
         if credentials is None:
             return "an `Authorization: Bearer <token>` header is required"
         return "the bearer token matches no HUB_ADMIN_TOKENS entry and no live token"
+
+    def _scoped_tokens_exist(self) -> bool:
+        try:
+            return self._store.any_live()
+        except Exception:  # a database that cannot say: claim nothing
+            return True
 
 
 def _digest(token: str) -> bytes:
