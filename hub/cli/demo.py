@@ -60,25 +60,8 @@ class DemoError(Exception):
     """Stops the demo with a message for the user (no traceback) and exit status 1."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    demo = subparsers.add_parser(
-        "demo",
-        help="sign and send sample Stripe, GitHub and Slack webhooks to a running hub",
-        description="Send a dispute, failed payments, CI red then green and an Acknowledge "
-        "press to a running hub, signed with its HUB_*_SECRETS, and show the incidents.",
-    )
-    demo.add_argument("--url", help=f"the running hub (default: $HUB_URL or {DEFAULT_URL})")
-    demo.add_argument(
-        "--pause",
-        type=float,
-        default=1.5,
-        metavar="SECONDS",
-        help="pause between steps, to watch them land (default: 1.5)",
-    )
-    demo.set_defaults(func=_command)
-
-
-def _command(args: argparse.Namespace) -> None:
+def command(args: argparse.Namespace) -> None:
+    """`hub demo` (its options are declared with the other commands, in hub/cli/main.py)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     raise SystemExit(run(args.url or os.environ.get("HUB_URL") or DEFAULT_URL, args.pause))
 

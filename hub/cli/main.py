@@ -1,4 +1,9 @@
-"""`hub`: serve, worker, migrate, demo, and the admin commands (hub/cli/admin.py)."""
+"""`hub`: serve, worker, migrate, demo, and the admin commands (hub/cli/admin.py).
+
+`hub --help` and `hub --version` start fast because building the parser imports nothing
+heavy: no SQLAlchemy, SQLModel, FastAPI, Dramatiq, Alembic or SDK. Each command imports what
+it needs when it runs, so a module that registers commands here keeps its module-level
+imports light (tests/test_cli_scripting.py runs `hub --help` and checks)."""
 
 from __future__ import annotations
 
@@ -8,17 +13,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-
-from pydantic import ValidationError
+from typing import Any
 
 from hub.cli import admin as admin_cli
-from hub.cli import demo
-from hub.config import Settings
-from hub.runtime.logs import configure_logging
 
 # uvicorn's graceful shutdown: requests in flight get this long to finish (the Kubernetes
 # manifests give the pod more than this plus their preStop sleep).
 GRACEFUL_SHUTDOWN_S = 20
+DEMO_URL = "http://127.0.0.1:8000"  # hub.cli.demo.DEFAULT_URL, without importing the demo
+# The servers log what they do; every other command prints its answer and only warnings.
+LOGGING_COMMANDS = ("serve", "worker")
 
 
 def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
@@ -51,51 +55,100 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    from hub.config import Settings
     from hub.workers import run_worker_processes
 
     run_worker_processes(Settings(), args.processes, args.threads)
 
 
 def _migrate(_args: argparse.Namespace) -> None:
-    from hub.runtime.migrate import upgrade
+    from hub.cli.migrate import migrate_quietly
+    from hub.config import Settings
 
-    settings = Settings()
-    upgrade(settings.database_url)
-    print("database schema is up to date")
+    print(migrate_quietly(Settings().database_url))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from hub.cli import demo
+
+    demo.command(args)
+
+
+class _Version(argparse.Action):
+    """`--version`: read from the installed package's metadata only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "print `hub <version>` and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("webhook-hub")
+        except PackageNotFoundError:  # run from a tree that was never installed
+            found = "unknown"
+        print(f"hub {found}")
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hub", description="Webhook ingestion and incident hub")
+    p.add_argument("--version", action=_Version, dest="version")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API (and, without HUB_REDIS_URL, the workers)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=_serve)
 
     worker = sub.add_parser("worker", help="run Dramatiq worker processes (needs HUB_REDIS_URL)")
-    worker.add_argument("--processes", type=int, default=1)
-    worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (%(default)s)")
+    worker.add_argument(
+        "--threads", type=int, default=8, help="threads in each process (%(default)s)"
+    )
     worker.set_defaults(func=_worker)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=_migrate)
     admin_cli.register(sub)
-    demo.register(sub)
+    _register_demo(sub)
     return p
+
+
+def _register_demo(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="sign and send sample Stripe, GitHub and Slack webhooks to a running hub",
+        description="Send a dispute, failed payments, CI red then green and an Acknowledge "
+        "press to a running hub, signed with its HUB_*_SECRETS, and show the incidents.",
+    )
+    demo.add_argument("--url", help=f"the running hub (default: $HUB_URL or {DEMO_URL})")
+    demo.add_argument(
+        "--pause",
+        type=float,
+        default=1.5,
+        metavar="SECONDS",
+        help="pause between steps, to watch them land (default: 1.5)",
+    )
+    demo.set_defaults(func=_demo)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"hub: the HUB_* settings are invalid:\n{exc}", file=sys.stderr)
-        sys.exit(2)
-    # The servers log what they do; a terminal command prints its answer and only warnings.
-    quiet = args.command not in ("serve", "worker", "migrate")
+    from hub.config import load_settings, warn_unknown_settings
+    from hub.runtime.logs import configure_logging
+
+    settings = load_settings()  # or exit 2 with one line per bad HUB_* variable
+    quiet = args.command not in LOGGING_COMMANDS
     configure_logging(settings, level=logging.WARNING if quiet else None)
+    warn_unknown_settings()
+    # The one place a command runs: a check every command must pass goes right above.
+    if args.command not in ("migrate", "demo", "doctor"):  # doctor reports it as a line
+        from hub.runtime.schema import require_schema
+
+        require_schema(settings)  # or exit 2: no database, or its schema is behind
     code = args.func(args)
     if isinstance(code, int) and code:
         sys.exit(code)
