@@ -9,18 +9,21 @@ import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from hub.admin.replay import Replayer
 from hub.admin.tokens import TokenStore
 from hub.ratelimits.inbound import RateLimits
-from hub.web import admin, admin_incidents, admin_manage, admin_replay, ops
+from hub.web import admin, admin_incidents, admin_manage, admin_replay, docs, errors, ops
 from hub.web.auth import AdminAuth
 from hub.web.request_id import RequestId
 from hub.web.schemas import ApiError
+from hub.web.webhook_docs import add_webhooks
 
 if TYPE_CHECKING:
     from hub.container import Container
@@ -32,6 +35,14 @@ class HubAPI(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         # Outermost, around Starlette's error middleware: a 500 gets its X-Request-ID too.
         return RequestId(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        # The webhook paths are answered in front of FastAPI (hub/ingest/asgi.py), so no route
+        # documents them: their path items are merged in, once, when the document is built.
+        if self.openapi_schema is None:
+            add_webhooks(super().openapi())
+        assert self.openapi_schema is not None
+        return self.openapi_schema
 
 
 class Service(Protocol):
@@ -74,7 +85,17 @@ def build_api(
         summary="Verified webhook ingestion, incidents and replay for Stripe, GitHub and Slack.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs and /redoc from vendored assets instead (hub/web/docs.py): no CDN.
+        docs_url=None,
+        redoc_url=None,
+        # Every error as `{"error", "reason"}`, Starlette's own 404, 405 and 500 included.
+        exception_handlers={
+            HTTPException: errors.http_error,
+            RequestValidationError: errors.invalid_request,
+            Exception: errors.internal_error,
+        },
     )
+    docs.mount(app)
     app.state.container = container
     app.include_router(ops.router(container))
     settings = container.settings

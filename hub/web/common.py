@@ -31,7 +31,7 @@ class AdminRoute(APIRoute):
             except ApiError as exc:
                 return exc.response()
             except RequestValidationError as exc:
-                return ApiError(422, "invalid_request", _describe(exc)).response()
+                return ApiError(422, "invalid_request", describe_invalid(exc)).response()
             except HTTPException as exc:
                 if exc.status_code != 400:
                     raise
@@ -43,7 +43,7 @@ class AdminRoute(APIRoute):
         return handle
 
 
-def _describe(exc: RequestValidationError) -> str:
+def describe_invalid(exc: RequestValidationError) -> str:
     # loc and msg only: pydantic's `input` would echo whatever the caller sent.
     parts = []
     for err in exc.errors():
