@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -36,6 +37,17 @@ def hidden(marker: str) -> str:
     return f"<!-- hub:{marker} -->"
 
 
+@dataclass(frozen=True)
+class RepoAccess:
+    """What the token may do in the repository (`hub doctor`)."""
+
+    has_issues: bool
+    archived: bool
+    push: bool | None  # None: GitHub did not say (the token's permissions are not shown)
+    triage: bool | None
+    date: str | None  # the answer's Date header
+
+
 class IssueTracker:
     def __init__(self, token: str, base_url: str, repo: str, timeout: float = 10.0) -> None:
         # lazy (on the client: `get_repo(..., lazy=True)` is deprecated in PyGithub 2.10):
@@ -54,6 +66,22 @@ class IssueTracker:
         self._repo = self._gh.get_repo(repo)
         self._name = repo
         self._web = _web_root(base_url)
+
+    def access(self) -> RepoAccess:
+        """One GET of the repository: issues enabled, archived, the token's permissions."""
+
+        def read() -> RepoAccess:
+            repo = self._repo
+            perms = repo.permissions
+            return RepoAccess(
+                has_issues=bool(repo.has_issues),
+                archived=bool(repo.archived),
+                push=None if perms is None else bool(perms.push),
+                triage=None if perms is None else bool(perms.triage),
+                date=_lower(repo.raw_headers).get("date"),
+            )
+
+        return _mapped(read)
 
     def create(self, title: str, body: str, labels: Sequence[str], *, marker: str) -> int:
         """Open an issue labelled `hub-incident` (and `labels`); its number."""

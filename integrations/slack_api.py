@@ -124,6 +124,18 @@ class SlackClient:
             "conversations.replies", lambda: self._web.conversations_replies(ts=thread_ts, **args)
         )
 
+    def whoami(self) -> tuple[dict[str, Any], str | None]:
+        """`auth.test`: who the token is (`user`, `team`), and the answer's Date header."""
+        resp = _call("auth.test", self._web.auth_test)
+        data = resp.data if isinstance(resp.data, dict) else {}
+        return dict(data), _header(resp.headers, "date")
+
+    def is_member(self, channel: str) -> bool:
+        """Whether the bot is in `channel` (a `#name` or an id): `conversations.info`."""
+        channel_id = self.channel_id(channel)
+        resp = _call("conversations.info", lambda: self._web.conversations_info(channel=channel_id))
+        return bool((resp.get("channel") or {}).get("is_member"))
+
     def channel_id(self, name_or_id: str) -> str:
         """Ids as they are; `#name` looked up once per client (history and updates need the
         id, and conversations.list is one of Slack's most tightly limited methods)."""
@@ -222,6 +234,13 @@ def _mapped(method: str, resp: SlackResponse) -> OutboundError:
     # invalid_auth, not_authed, channel_not_found, is_archived, msg_too_long,
     # invalid_blocks, missing_scope, ...: the request or the setup is wrong.
     return Permanent(f"{method}: {error[:100] or f'HTTP {status}'}")
+
+
+def _header(headers: Any, wanted: str) -> str | None:
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == wanted:
+            return str(value[0] if isinstance(value, list) and value else value)
+    return None
 
 
 def _retry_after(headers: Any) -> float:

@@ -52,6 +52,16 @@ class StripeReader:
             http_client=stripe.RequestsClient(timeout=max(1, math.ceil(timeout))),
         )
 
+    def check_key(self) -> None:
+        """A cheap read that proves the key (`hub doctor`): a dispute that does not exist.
+        Stripe's 404 means the key was accepted and may read disputes; a 401 (wrong key) or
+        403 (a restricted key without that permission) raises Permanent."""
+        try:
+            self._client.v1.disputes.retrieve("du_hub_doctor_check")
+        except stripe.StripeError as exc:
+            if exc.http_status != 404:
+                raise _mapped("key check", exc) from None
+
     def retrieve(
         self, object_type: str, object_id: str, *, account: str | None = None
     ) -> dict[str, Any]:

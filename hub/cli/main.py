@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from hub.cli import admin as admin_cli
+from hub.cli import doctor
 
 # uvicorn's graceful shutdown: requests in flight get this long to finish (the Kubernetes
 # manifests give the pod more than this plus their preStop sleep).
@@ -114,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=_migrate)
     admin_cli.register(sub)
     _register_demo(sub)
+    doctor.register(sub)
     return p
 
 

@@ -207,6 +207,14 @@ class GitHubStore:
             "default_branch": "main",
             "has_issues": True,
             "archived": False,
+            # The token's own permissions, as GitHub shows them to an authenticated caller.
+            "permissions": {
+                "admin": False,
+                "maintain": False,
+                "push": True,
+                "triage": True,
+                "pull": True,
+            },
             "open_issues_count": sum(i.state == "open" for i in repo.issues.values()),
             "created_at": iso(0),
             "updated_at": iso(time.time()),

@@ -5,6 +5,7 @@ string, writes send JSON, and form bodies are accepted too):
 
 - `Authorization: Bearer <token>` missing -> HTTP 200 `{"ok": false, "error": "not_authed"}`;
   another token -> `invalid_auth`. slack_sdk raises `SlackApiError` for every `ok: false`.
+- `conversations.info` answers `is_member: true` for every channel it knows (by id).
 - `chat.postMessage` takes a channel name (`#incidents`/`incidents`, created with a stable id
   on first use unless listed in `missing_channels` -> `channel_not_found`) or an id. Every
   other method needs the id that the post answered with, as the real API does.
@@ -105,6 +106,7 @@ class SlackServer(FakeServer):
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "conversations.list": self._list,
+            "conversations.info": self._info,
         }
         super().__init__()
 
@@ -324,6 +326,12 @@ class SlackServer(FakeServer):
             for ch in self._store.channels.values()
         ]
         return _ok(channels=channels, response_metadata={"next_cursor": ""})
+
+    def _info(self, p: Params, now: float) -> Reply:
+        ch = self._store.channel(str(p.get("channel", "")), by_name=False)
+        if ch is None:
+            return _err("channel_not_found")
+        return _ok(channel={"id": ch.id, "name": ch.name, "is_channel": True, "is_member": True})
 
     def _page(self, msgs: list[MessageState], p: Params, *, descending: bool) -> Reply:
         cursor = str(p.get("cursor") or "")
