@@ -132,9 +132,17 @@ def _one_of(allowed: frozenset[str]) -> str:
     return " or ".join(sorted(allowed))
 
 
-def check_timestamp(timestamp: int, now: float, tolerance: int) -> None:
+# Seconds since 1970 reach 10**12 in the year 33658; milliseconds passed it in 2001.
+_MILLISECONDS = 10**12
+
+
+def check_timestamp(timestamp: int, now: float, tolerance: int, who: str = "the sender") -> None:
     """Refuse a signed timestamp more than `tolerance` seconds away from `now`, either way."""
     age = now - timestamp
+    if timestamp >= _MILLISECONDS and -age > tolerance:
+        # A sender (or a test harness) putting milliseconds where seconds belong would
+        # otherwise hear that it is 50,000 years in the future and to check the clock.
+        raise SignatureInvalid(f"timestamp looks like milliseconds; {who} signs seconds")
     if age > tolerance:
         raise SignatureInvalid(
             f"timestamp is {math.ceil(age)} s old; tolerance is {tolerance} s "
@@ -163,10 +171,21 @@ def load_object(raw: bytes | str, what: str = "body") -> dict[str, object]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise Malformed(f"{what} is not valid JSON") from None
+        raise Malformed(f"{what} is not {_json_or_utf8(raw)}") from None
     if not isinstance(value, dict):
         raise Malformed(f"{what} must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def _json_or_utf8(raw: bytes | str) -> str:
+    """What a body orjson refused is not: UTF-8 (checked only once it failed), else JSON.
+    A form field is text already: parse_form refused its bytes if they were not UTF-8."""
+    if isinstance(raw, bytes):
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return "valid UTF-8"
+    return "valid JSON"
 
 
 def parse_form(body: bytes) -> dict[str, str]:

@@ -59,7 +59,7 @@ class SlackVerifier:
         timestamp = parse_int(raw_timestamp)
         if timestamp is None:
             raise SignatureInvalid("X-Slack-Request-Timestamp is not an integer timestamp")
-        check_timestamp(timestamp, now, self._tolerance)
+        check_timestamp(timestamp, now, self._tolerance, "Slack")
         if not signature.startswith(_PREFIX):
             raise SignatureInvalid("X-Slack-Signature must look like v0=<hex>")
         signed_prefix = f"v0:{raw_timestamp}:".encode()

@@ -78,7 +78,7 @@ class StripeEndpoint:
         timestamp = parse_int(raw_timestamp)
         if timestamp is None:
             raise SignatureInvalid("Stripe-Signature t= is not an integer timestamp")
-        check_timestamp(timestamp, now, self._tolerance)
+        check_timestamp(timestamp, now, self._tolerance, "Stripe")
         # The signed payload uses t exactly as sent, so sign the raw text, not str(int).
         if not self._keys.matches(signatures, raw_timestamp.encode(), b".", body):
             raise SignatureInvalid(

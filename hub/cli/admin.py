@@ -441,6 +441,9 @@ def register(sub: Any) -> None:
     shown.add_argument("--raw", action="store_true", help="write only the body, byte for byte")
     shown.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(func=events_show)
+    from hub.cli import rejections  # `hub events rejected`: webhook requests refused
+
+    rejections.register(ev)
 
     rp = sub.add_parser("replay", help="run events through their workflows again")
     rp.add_argument(

@@ -107,3 +107,26 @@ class Route(SQLModel, table=True):
     # not yet seen it) are taken back once, when `caught_up_at` is set.
     published_at: datetime = Field(sa_type=UTCDateTime)
     caught_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Rejection(SQLModel, table=True):
+    """A webhook request the ingress refused, for `GET /admin/rejections`: what a sender was
+    told and from where, never its body, a header value, a signature or a secret.
+
+    Written in batches off the hot path (hub/events/rejections.py) and capped: the newest
+    rows are kept, older ones pruned in batches. A row with `count` > 1 stands for that many
+    refusals of one kind whose lines were held back by the log's rate limit."""
+
+    __tablename__ = "rejections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    provider: str = Field(max_length=32)
+    # The endpoint's path under /webhooks/ as the metrics label it; `unknown` for no endpoint.
+    endpoint: str = Field(max_length=64)
+    status: int
+    # One vocabulary: the answer's `error`, the metric's `outcome`, the log line's `error`.
+    error: str = Field(max_length=32)
+    reason: str = Field(sa_type=Text)
+    client: str = Field(max_length=64)
+    count: int = 1

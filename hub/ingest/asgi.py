@@ -17,14 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.events.store import NewEvent
 from hub.ingest import meter as m
 from hub.ingest.committer import GroupCommitter
-from hub.ratelimits.inbound import RateLimits, Verdict
+from hub.ingest.rejections import RejectionLog
+from hub.ratelimits.inbound import FLOOD, RateLimits, Verdict
 from integrations.base import Endpoint, InboundError
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/webhooks/"
 _JSON = [(b"content-type", b"application/json")]
-_ERROR_NAMES = {400: "malformed", 401: "unauthorized", 415: "unsupported_media_type"}
 
 
 class TooLarge(Exception):
@@ -41,13 +41,17 @@ class Ingress:
         limits: RateLimits | None = None,
         meter: m.IngressMeter | None = None,
         wants: Callable[[str, str], bool] | None = None,
+        rejections: RejectionLog | None = None,
     ) -> None:
         self.endpoints = dict(endpoints)
         self.committer = committer
         self.max_body_bytes = max_body_bytes
-        # Requests that fail verification, per client address: a flood of forged or stale
-        # deliveries is shed with 429s. Verified deliveries never reach it.
+        # Requests that fail verification, per client address: past the flood threshold
+        # (10 x HUB_UNVERIFIED_RATE_LIMIT) they are shed with 429s; below it a bad signature
+        # is told why (401). Verified deliveries never reach it.
         self.limits = limits
+        # One log line per refusal, held to a few per kind, kept for GET /admin/rejections.
+        self.rejections = rejections or RejectionLog()
         self.meter = meter or m.IngressMeter(self.endpoints)
         # Whether some worker routes (provider, type); other kinds are stored `ignored`.
         self.wants = wants or _everything
@@ -63,8 +67,11 @@ class Ingress:
                 f"no webhook endpoint at /webhooks/{path}; a provider is mounted only when "
                 "its signing secret is configured"
             )
-            await _error(send, 404, "not_found", reason)
+            await _error(send, 404, m.OUTCOMES[m.NOT_FOUND], reason)
             self.meter.unrouted.record(m.NOT_FOUND, perf_counter() - start)
+            self.rejections.refused(
+                m.UNROUTED, m.UNROUTED, 404, m.NOT_FOUND, reason=reason, client=_client(scope)
+            )
             return
         endpoint, counters = route
         # Counted in `finally`, not around a helper coroutine: one more coroutine per request
@@ -72,18 +79,22 @@ class Ingress:
         outcome = m.ERROR
         try:
             if scope["method"] != "POST":
-                outcome = m.METHOD_NOT_ALLOWED
-                return await _error(send, 405, "method_not_allowed", "webhooks are POSTed")
+                reason = "webhooks are POSTed"
+                outcome = await self._reject(
+                    scope, send, counters, 405, m.METHOD_NOT_ALLOWED, reason=reason
+                )
+                return
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
                 body = await self._read_body(headers, receive)
             except TooLarge:
-                outcome, limit = m.TOO_LARGE, self.max_body_bytes
-                return await _error(send, 413, "too_large", f"body is over the {limit} byte limit")
+                reason = f"body is over the {self.max_body_bytes} byte limit"
+                outcome = await self._reject(scope, send, counters, 413, m.TOO_LARGE, reason=reason)
+                return
             try:
                 delivery = endpoint.receive(headers, body, time.time())
             except InboundError as exc:
-                outcome = await self._refuse(scope, send, exc)
+                outcome = await self._refuse(scope, send, counters, exc)
                 return
             if delivery.challenge is not None:
                 outcome = m.CHALLENGE
@@ -98,7 +109,7 @@ class Ingress:
                 log.exception("store unavailable; answering 503 so the sender retries", extra=ids)
                 reason = "the event store is unavailable; retry later"
                 outcome = m.UNAVAILABLE
-                return await _error(send, 503, "unavailable", reason, retry_after=True)
+                return await _error(send, 503, m.OUTCOMES[outcome], reason, retry_after=True)
             outcome = m.DUPLICATE if stored.duplicate else m.STORED
             answer = {"event_id": stored.event_id, "duplicate": stored.duplicate}
             if delivery.reply:
@@ -107,15 +118,44 @@ class Ingress:
         finally:
             counters.record(outcome, perf_counter() - start)
 
-    async def _refuse(self, scope: Scope, send: Send, exc: InboundError) -> int:
-        """Answer a request the adapter refused; its meter outcome."""
+    async def _refuse(
+        self, scope: Scope, send: Send, counters: m.EndpointMeter, exc: InboundError
+    ) -> int:
+        """Answer a request the adapter refused; its meter outcome.
+
+        The signature has been checked by now (cheaply: one HMAC over a body within the size
+        cap), so a client over HUB_UNVERIFIED_RATE_LIMIT is still told why it failed; only
+        past the flood threshold is it shed with 429, the hub protecting itself."""
         if exc.status == 401 and self.limits is not None:
-            verdict = self.limits.hit("unverified", _client(scope))
+            verdict = self.limits.hit(FLOOD, _client(scope))
             if not verdict.allowed:
                 await _limited(send, verdict)
+                self._record(scope, counters, 429, m.RATE_LIMITED, verdict.reason())
                 return m.RATE_LIMITED
-        await _error(send, exc.status, _ERROR_NAMES.get(exc.status, "refused"), exc.reason)
-        return m.REFUSALS.get(exc.status, m.REFUSED)
+        outcome = m.REFUSALS.get(exc.status, m.REFUSED)
+        return await self._reject(scope, send, counters, exc.status, outcome, reason=exc.reason)
+
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        counters: m.EndpointMeter,
+        status: int,
+        outcome: int,
+        *,
+        reason: str,
+    ) -> int:
+        """Answer `{"error", "reason"}` (the error is the metric's outcome word), then log it."""
+        await _error(send, status, m.OUTCOMES[outcome], reason)
+        self._record(scope, counters, status, outcome, reason)
+        return outcome
+
+    def _record(
+        self, scope: Scope, counters: m.EndpointMeter, status: int, outcome: int, reason: str
+    ) -> None:
+        provider, endpoint = counters.provider, counters.endpoint
+        client = _client(scope)
+        self.rejections.refused(provider, endpoint, status, outcome, reason=reason, client=client)
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
@@ -153,7 +193,7 @@ async def _error(
 
 async def _limited(send: Send, verdict: Verdict) -> None:
     extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
-    await _json(send, 429, {"error": "rate_limited", "reason": verdict.reason()}, extra)
+    await _json(send, 429, {"error": m.OUTCOMES[m.RATE_LIMITED], "reason": verdict.reason()}, extra)
 
 
 def _everything(provider: str, type_: str) -> bool:

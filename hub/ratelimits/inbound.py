@@ -22,6 +22,12 @@ from hub.config import Settings
 
 log = logging.getLogger(__name__)
 
+# Webhook requests failing verification are answered 401 (with the reason) up to this many
+# times HUB_UNVERIFIED_RATE_LIMIT per address, and 429 past it: below that the answer that
+# says why is worth more than shedding it, above it the hub protects itself.
+FLOOD_FACTOR = 10
+FLOOD = "unverified_flood"
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -53,9 +59,14 @@ class RateLimits:
     def __init__(self, settings: Settings) -> None:
         self._strategy = self._build(settings)
         self._prefix = f"{settings.redis_namespace}:ratelimit"
+        unverified = parse(settings.unverified_rate_limit)
+        flood = type(unverified)(
+            unverified.amount * FLOOD_FACTOR, unverified.multiples, unverified.namespace
+        )
         self._items: dict[str, RateLimitItem] = {
             "admin": parse(settings.admin_rate_limit),
-            "unverified": parse(settings.unverified_rate_limit),
+            "unverified": unverified,
+            FLOOD: flood,
         }
 
     @staticmethod

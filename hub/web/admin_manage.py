@@ -1,4 +1,4 @@
-"""The audit trail, API tokens and retention under /admin."""
+"""The audit trail, refused webhook requests, API tokens and retention under /admin."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from hub.admin import audit
 from hub.admin.retention import run_retention
 from hub.admin.tokens import Scope, TokenError, TokenInfo, TokenStore, parse_scopes
+from hub.web import admin_rejections
 from hub.web.admin_schemas import (
     AuditOut,
     AuditPage,
@@ -91,6 +92,7 @@ def router(container: Container, auth: AdminAuth, tokens: TokenStore) -> APIRout
             dry_run=result.dry_run,
         )
 
+    admin_rejections.add_routes(api, container, auth)  # GET /admin/rejections
     return api
 
 

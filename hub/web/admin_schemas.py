@@ -160,3 +160,38 @@ class RetentionOut(BaseModel):
     processed_redacted: int = Field(description="Processed or ignored events emptied.")
     failed_redacted: int
     dry_run: bool
+
+
+class RejectionOut(BaseModel):
+    id: int
+    at: UTCDateTime
+    provider: str = Field(description="`unknown` for a path with no endpoint.")
+    endpoint: str = Field(description="The path under /webhooks/ (the metrics' `endpoint`).")
+    status: int = Field(description="The HTTP status the sender got.")
+    error: str = Field(
+        description="The answer's `error`, the same word as the metric's `outcome`: "
+        "`unauthorized`, `bad_request`, `too_large`, `unsupported_media_type`, "
+        "`method_not_allowed`, `not_found`, `rate_limited`, `refused`."
+    )
+    reason: str = Field(description="What the sender was told.")
+    client: str = Field(description="The client address (as forwarded by a proxy).")
+    count: int = Field(
+        description="Refusals this row stands for: 1, or more for a summary of those the "
+        "log held back (at most 10 lines per endpoint and error per 10 s)."
+    )
+
+
+class RejectionQuery(BaseModel):
+    """Query parameters of `GET /admin/rejections`."""
+
+    provider: str | None = None
+    error: str | None = Field(None, description="e.g. `unauthorized`.")
+    since: IsoDateTime | None = None
+    until: IsoDateTime | None = None
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class RejectionPage(BaseModel):
+    items: list[RejectionOut]
+    next_cursor: str | None
