@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from hub.admin.retention import retention_clock
 from hub.admin.tokens import TokenStore
-from hub.config import Settings
+from hub.config import Settings, warn_unknown_settings
 from hub.container import Container, build
 from hub.events.models import Status
 from hub.events.rejections import RejectionStore
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
+    if settings is None:  # from the environment (`hub serve` has warned already: once)
+        warn_unknown_settings()
     container = build(settings)
     return create_app_from(container)
 

@@ -5,6 +5,7 @@ through the `hub` command: tests/test_startup_cli.py."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from starlette.testclient import TestClient
 
 from hub.admin.tokens import ALL_SCOPES, TokenStore
 from hub.bootstrap import create_app
-from hub.config import Settings, settings_errors, unknown_settings
+from hub.config import Settings, settings_errors, unknown_settings, warn_unknown_settings
 from hub.runtime.db import make_engine
 from hub.runtime.migrate import upgrade
 from hub.runtime.schema import packaged_head, problem
@@ -128,3 +129,23 @@ def test_a_scoped_token_counts_as_a_token(
             "the bearer token matches no HUB_ADMIN_TOKENS entry and no live token"
         )
     assert not [r for r in caplog.records if "HUB_ADMIN_TOKENS is not set" in r.getMessage()]
+
+
+def test_an_app_built_from_the_environment_warns_once(
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name in [k for k in os.environ if k.startswith("HUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("HUB_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("HUB_ADMIN_TOKENS", "t")
+    monkeypatch.setenv("HUB_SWEEP_INTERVALL_S", "1")
+    with caplog.at_level(logging.WARNING):
+        warn_unknown_settings()  # as `hub serve` does before uvicorn calls the factory
+        with TestClient(create_app()):
+            pass
+    warned = [r.getMessage() for r in caplog.records if "is not a setting" in r.getMessage()]
+    assert warned == ["HUB_SWEEP_INTERVALL_S is not a setting; did you mean HUB_SWEEP_INTERVAL_S?"]
