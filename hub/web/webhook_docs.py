@@ -97,7 +97,7 @@ def _answers(accepted: dict[str, Any], secret: str, media: str) -> dict[str, Any
         "413": _error("The body is over `HUB_MAX_BODY_BYTES` (default 25 MiB, GitHub's own cap)"),
         "415": _error(f"A Content-Type the provider never sends (it sends {media})"),
         "429": _error(
-            "This client address sent too many requests that failed verification "
+            "This client address is flooding the hub with requests that fail verification "
             "(`HUB_UNVERIFIED_RATE_LIMIT`). A verified delivery is never limited.",
             {
                 "Retry-After": "Seconds until the limit lets a request through",
