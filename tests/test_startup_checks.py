@@ -149,3 +149,11 @@ def test_an_app_built_from_the_environment_warns_once(
             pass
     warned = [r.getMessage() for r in caplog.records if "is not a setting" in r.getMessage()]
     assert warned == ["HUB_SWEEP_INTERVALL_S is not a setting; did you mean HUB_SWEEP_INTERVAL_S?"]
+
+
+def test_the_check_logs_nothing_of_alembic(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        assert problem(sqlite_url) is None
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []

@@ -11,9 +11,12 @@ SQLAlchemy and Alembic are imported inside the functions: `hub --help` must not 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,11 +78,12 @@ def _where(url: str) -> str:
 @functools.cache
 def packaged_head() -> str:
     """The newest migration this hub ships (read once: the files do not change)."""
-    from alembic.script import ScriptDirectory
-
     from hub.runtime.migrate import MIGRATIONS
 
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    with _quiet_alembic():  # alembic logs its plugins' set-up when first imported
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert head is not None, "the packaged migrations have no head"
     return head
 
@@ -123,19 +127,33 @@ def problem(url: str, engine: Engine | None = None) -> str | None:
 
 
 def _current_revision(url: str, engine: Engine | None) -> str | None:
-    from alembic.migration import MigrationContext
     from sqlalchemy import create_engine, pool
+
+    with _quiet_alembic():
+        from alembic.migration import MigrationContext
 
     own = engine is None
     if engine is None:
         args = {} if url.startswith("sqlite") else {"connect_timeout": CONNECT_TIMEOUT_S}
         engine = create_engine(url, poolclass=pool.NullPool, connect_args=args)
     try:
-        with engine.connect() as conn:
+        with _quiet_alembic(), engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         if own:
             engine.dispose()
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic's INFO lines (plugin set-up, "Context impl ...") say nothing about a check."""
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(level)
 
 
 def _reason(exc: Exception, url: str) -> str:
