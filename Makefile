@@ -41,8 +41,12 @@ run: install
 	$(BIN)/hub migrate
 	$(BIN)/hub serve
 
+# Most of the suite's time is tests waiting (for a subprocess, a retry, a fault to pass), not
+# computing: one xdist worker per core plus one keeps both cores busy. PYTEST_ARGS="-n 0" runs
+# it in one process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -186,3 +186,10 @@ def hub_worker(prod_settings: Settings) -> Iterator[Callable[[], subprocess.Pope
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault-injection tests take 15-60 s each, against under 3 s for nearly all others:
+    started first, they run beside the short ones on the other core (`make test` runs with
+    pytest-xdist) instead of being what the last worker is still doing when the rest is done."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is None)

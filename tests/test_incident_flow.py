@@ -165,7 +165,13 @@ def test_a_429_waits_its_retry_after_without_counting_as_a_failure(client, slack
     slack.force_429(retry_after_s=1, for_s=0.8)
     stripe(client, p.stripe_event("payout.failed", p.payout()))
     wait_for(lambda: slack.messages("#incidents"), what="the message after the 429")
-    (post,) = [e for e in rows(flow_settings, Effect) if e.kind == "slack.post"]
+
+    def posted() -> Any:
+        # The message shows in Slack a moment before the worker commits the effect `done`.
+        found = [e for e in rows(flow_settings, Effect) if e.kind == "slack.post"]
+        return found if found and found[0].status != "attempting" else None
+
+    (post,) = wait_for(posted, what="the post's effect settled")
     assert (post.status, post.failures) == ("done", 0)
     assert slack.posts == 1
 

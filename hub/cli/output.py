@@ -14,12 +14,15 @@ def when(value: datetime | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: TextIO) -> None:
-    """Columns as wide as their widest cell; the last one is cut to the terminal width."""
+    """Columns as wide as their widest cell; on a terminal the last one is cut to its width.
+    Into a pipe or a file nothing is cut: whatever reads it wants the whole reason."""
     cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    room = shutil.get_terminal_size((120, 20)).columns
-    fixed = sum(w + 2 for w in widths[:-1])
-    widths[-1] = max(len(headers[-1]), min(widths[-1], room - fixed))
+    isatty = getattr(out, "isatty", None)
+    if isatty is not None and isatty():
+        room = shutil.get_terminal_size((120, 20)).columns
+        fixed = sum(w + 2 for w in widths[:-1])
+        widths[-1] = max(len(headers[-1]), min(widths[-1], room - fixed))
 
     def line(values: Sequence[str]) -> str:
         parts = [
