@@ -19,9 +19,10 @@ from hub.web.admin_schemas import (
     IncidentDetailOut,
     IncidentOut,
     ReplayOut,
-    SlackRef,
-    TimelineOut,
     TokenOut,
+    incident_detail_out,
+    incident_out,
+    token_out,
 )
 from hub.web.schemas import AttemptOut, EventDetail, EventSummary, Stats
 
@@ -61,35 +62,11 @@ def event_detail(stored: StoredEvent) -> EventDetail:
 
 
 def incident(row: IncidentRow) -> IncidentOut:
-    slack = None
-    if row.slack_channel and row.slack_ts:
-        slack = SlackRef(channel=row.slack_channel, ts=row.slack_ts)
-    return IncidentOut(
-        id=row.id,
-        key=row.key,
-        title=row.title,
-        severity=row.severity,
-        status=row.status,
-        summary=row.summary,
-        occurrences=row.occurrences,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        acknowledged_by=row.acknowledged_by,
-        resolved_by=row.resolved_by,
-        slack=slack,
-        github_issue=row.github_issue,
-        links=row.links,
-    )
+    return incident_out(row)
 
 
 def incident_detail(detail: IncidentDetail) -> IncidentDetailOut:
-    timeline = [
-        TimelineOut(at=t.at, actor=t.actor, action=t.action, detail=t.detail)
-        for t in detail.timeline
-    ]
-    return IncidentDetailOut(
-        **incident(detail.incident).model_dump(), timeline=timeline, events=detail.event_ids
-    )
+    return incident_detail_out(detail)
 
 
 def audit_entry(row: AuditRow) -> AuditOut:
@@ -97,15 +74,7 @@ def audit_entry(row: AuditRow) -> AuditOut:
 
 
 def token(info: TokenInfo) -> TokenOut:
-    return TokenOut(
-        name=info.name,
-        prefix=info.prefix,
-        scopes=sorted(info.scopes),
-        created_at=info.created_at,
-        created_by=info.created_by,
-        last_used_at=info.last_used_at,
-        revoked_at=info.revoked_at,
-    )
+    return token_out(info)
 
 
 def stats(counts: Counts) -> Stats:

@@ -15,7 +15,6 @@ from hub.incidents.changes import VERBS, StatusChange, change_status
 from hub.incidents.queries import (
     IncidentDetail,
     IncidentFilter,
-    IncidentRow,
     get_incident,
     list_incidents,
 )
@@ -23,12 +22,11 @@ from hub.web.admin_schemas import (
     IncidentChange,
     IncidentChangeOut,
     IncidentDetailOut,
-    IncidentOut,
     IncidentPage,
     IncidentState,
     Severity,
-    SlackRef,
-    TimelineOut,
+    incident_detail_out,
+    incident_out,
 )
 from hub.web.auth import Admin, AdminAuth
 from hub.web.common import INVALID, admin_router, errors
@@ -58,13 +56,13 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
     ) -> IncidentPage:
         rows = list_incidents(engine, IncidentFilter(status, severity, since), cursor, limit + 1)
         more = len(rows) > limit
-        items = [_out(r) for r in rows[:limit]]
+        items = [incident_out(r) for r in rows[:limit]]
         return IncidentPage(items=items, next_cursor=items[-1].id if more else None)
 
     @api.get("/{incident_id}", summary="One incident with its timeline", dependencies=reader,
              responses=errors({404: "No such incident"}))  # fmt: skip
     def incident(incident_id: str) -> IncidentDetailOut:
-        return _detail(_found(get_incident(engine, incident_id), incident_id))
+        return incident_detail_out(_found(get_incident(engine, incident_id), incident_id))
 
     def change(incident_id: str, verb: str, admin: Admin, note: str) -> IncidentChangeOut:
         # Each request is its own cause: pressing twice answers "already ..." the second time.
@@ -77,7 +75,7 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
             raise ApiError(409, "conflict", f"incident {incident_id} is {outcome.message}")
         audit.write_entry(engine, admin.actor, f"incident.{verb}", incident_id, note=note)
         detail = _found(get_incident(engine, incident_id), incident_id)
-        return IncidentChangeOut(incident=_detail(detail), message=outcome.message)
+        return IncidentChangeOut(incident=incident_detail_out(detail), message=outcome.message)
 
     @api.post("/{incident_id}/ack", summary="Acknowledge, as the Slack button does",
               responses=changed)  # fmt: skip
@@ -107,33 +105,3 @@ def _found(detail: IncidentDetail | None, incident_id: str) -> IncidentDetail:
     if detail is None:
         raise ApiError(404, "not_found", f"no incident with id {incident_id[:64]!r}")
     return detail
-
-
-def _out(row: IncidentRow) -> IncidentOut:
-    slack = None
-    if row.slack_channel and row.slack_ts:
-        slack = SlackRef(channel=row.slack_channel, ts=row.slack_ts)
-    return IncidentOut(
-        id=row.id,
-        key=row.key,
-        title=row.title,
-        severity=row.severity,
-        status=row.status,
-        summary=row.summary,
-        occurrences=row.occurrences,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        acknowledged_by=row.acknowledged_by,
-        resolved_by=row.resolved_by,
-        slack=slack,
-        github_issue=row.github_issue,
-        links=row.links,
-    )
-
-
-def _detail(detail: IncidentDetail) -> IncidentDetailOut:
-    timeline = [TimelineOut(at=t.at, actor=t.actor, action=t.action, detail=t.detail)
-                for t in detail.timeline]  # fmt: skip
-    return IncidentDetailOut(
-        **_out(detail.incident).model_dump(), timeline=timeline, events=detail.event_ids
-    )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from hub.admin import audit
 from hub.admin.retention import run_retention
-from hub.admin.tokens import Scope, TokenError, TokenInfo, TokenStore, parse_scopes
+from hub.admin.tokens import Scope, TokenError, TokenStore, parse_scopes
 from hub.web import admin_rejections
 from hub.web.admin_schemas import (
     AuditOut,
@@ -18,8 +18,8 @@ from hub.web.admin_schemas import (
     RetentionRequest,
     TokenCreated,
     TokenList,
-    TokenOut,
     TokenRequest,
+    token_out,
 )
 from hub.web.auth import Admin, AdminAuth
 from hub.web.common import INVALID, admin_router, errors
@@ -59,7 +59,7 @@ def router(container: Container, auth: AdminAuth, tokens: TokenStore) -> APIRout
 
     @api.get("/tokens", tags=["tokens"], summary="API tokens (never their secrets)")
     def list_tokens(admin: Admin = as_admin) -> TokenList:
-        return TokenList(items=[_token(t) for t in tokens.list()])
+        return TokenList(items=[token_out(t) for t in tokens.list()])
 
     @api.post("/tokens", tags=["tokens"], status_code=201, summary="Make a scoped token",
               responses=errors({409: "A token with this name exists", 422: INVALID}))  # fmt: skip
@@ -72,7 +72,7 @@ def router(container: Container, auth: AdminAuth, tokens: TokenStore) -> APIRout
             raise ApiError(
                 code, "conflict" if code == 409 else "invalid_request", str(exc)
             ) from None
-        return TokenCreated(**_token(info).model_dump(), token=secret)
+        return TokenCreated(**token_out(info).model_dump(), token=secret)
 
     @api.delete("/tokens/{name}", tags=["tokens"], status_code=204, summary="Revoke a token",
                 responses=errors({404: "No live token with this name"}))  # fmt: skip
@@ -94,15 +94,3 @@ def router(container: Container, auth: AdminAuth, tokens: TokenStore) -> APIRout
 
     admin_rejections.add_routes(api, container, auth)  # GET /admin/rejections
     return api
-
-
-def _token(info: TokenInfo) -> TokenOut:
-    return TokenOut(
-        name=info.name,
-        prefix=info.prefix,
-        scopes=sorted(info.scopes),
-        created_at=info.created_at,
-        created_by=info.created_by,
-        last_used_at=info.last_used_at,
-        revoked_at=info.revoked_at,
-    )

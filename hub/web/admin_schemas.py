@@ -3,7 +3,7 @@ events). Field names follow DESIGN.md section 2: add fields, never rename."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, StrictBool
 
@@ -11,6 +11,10 @@ from hub.admin.tokens import Scope
 from hub.events.models import Status
 from hub.events.queries import MAX_LIMIT
 from hub.web.schemas import IsoDateTime, UTCDateTime
+
+if TYPE_CHECKING:
+    from hub.admin.tokens import TokenInfo
+    from hub.incidents.queries import IncidentDetail, IncidentRow
 
 Severity = Literal["sev1", "sev2", "sev3", "sev4"]
 IncidentState = Literal["open", "acknowledged", "resolved"]
@@ -195,3 +199,50 @@ class RejectionQuery(BaseModel):
 class RejectionPage(BaseModel):
     items: list[RejectionOut]
     next_cursor: str | None
+
+
+# Rows as the API shows them, shared by the routers and `hub ... --json` (hub/cli/json_out.py).
+
+
+def incident_out(row: IncidentRow) -> IncidentOut:
+    slack = None
+    if row.slack_channel and row.slack_ts:
+        slack = SlackRef(channel=row.slack_channel, ts=row.slack_ts)
+    return IncidentOut(
+        id=row.id,
+        key=row.key,
+        title=row.title,
+        severity=row.severity,
+        status=row.status,
+        summary=row.summary,
+        occurrences=row.occurrences,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        acknowledged_by=row.acknowledged_by,
+        resolved_by=row.resolved_by,
+        slack=slack,
+        github_issue=row.github_issue,
+        links=row.links,
+    )
+
+
+def incident_detail_out(detail: IncidentDetail) -> IncidentDetailOut:
+    timeline = [
+        TimelineOut(at=t.at, actor=t.actor, action=t.action, detail=t.detail)
+        for t in detail.timeline
+    ]
+    return IncidentDetailOut(
+        **incident_out(detail.incident).model_dump(), timeline=timeline, events=detail.event_ids
+    )
+
+
+def token_out(info: TokenInfo) -> TokenOut:
+    return TokenOut(
+        name=info.name,
+        prefix=info.prefix,
+        scopes=sorted(info.scopes),
+        created_at=info.created_at,
+        created_by=info.created_by,
+        last_used_at=info.last_used_at,
+        revoked_at=info.revoked_at,
+    )
