@@ -62,6 +62,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "") ->
     raise AssertionError(f"timed out waiting for {what or check}")
 
 
+def settled_effect(settings: Settings, kind: str) -> Any:
+    """The one effect of `kind`, once its worker has committed how it went: the message or
+    issue shows at Slack or GitHub a moment before that commit."""
+
+    def settled() -> Any:
+        found = [e for e in rows(settings, Effect) if e.kind == kind]
+        return found if found and found[0].status not in ("pending", "attempting") else None
+
+    (effect,) = wait_for(settled, what=f"the {kind} effect settled")
+    return effect
+
+
 def send(client: TestClient, path: str, request: tuple[bytes, dict[str, str]]) -> Any:
     body, headers = request
     r = client.post(path, content=body, headers=headers)
@@ -165,13 +177,7 @@ def test_a_429_waits_its_retry_after_without_counting_as_a_failure(client, slack
     slack.force_429(retry_after_s=1, for_s=0.8)
     stripe(client, p.stripe_event("payout.failed", p.payout()))
     wait_for(lambda: slack.messages("#incidents"), what="the message after the 429")
-
-    def posted() -> Any:
-        # The message shows in Slack a moment before the worker commits the effect `done`.
-        found = [e for e in rows(flow_settings, Effect) if e.kind == "slack.post"]
-        return found if found and found[0].status != "attempting" else None
-
-    (post,) = wait_for(posted, what="the post's effect settled")
+    post = settled_effect(flow_settings, "slack.post")
     assert (post.status, post.failures) == ("done", 0)
     assert slack.posts == 1
 
@@ -242,7 +248,7 @@ def test_a_post_whose_answer_was_lost_is_found_not_repeated(client, slack, flow_
     wait_for(recorded, timeout=20, what="the ts recorded")
     (message,) = slack.messages("#incidents")
     assert rows(flow_settings, Incident)[0].slack_ts == message.ts
-    (post,) = [e for e in rows(flow_settings, Effect) if e.kind == "slack.post"]
+    post = settled_effect(flow_settings, "slack.post")
     assert (post.status, post.failures) == ("done", 1)
 
 
@@ -250,7 +256,7 @@ def test_github_rate_limit_waits_without_failing(client, slack, github, flow_set
     github.secondary_rate_limit(1, status=403, retry_after_s=1)
     stripe(client, p.stripe_event("payout.failed", p.payout()))
     wait_for(lambda: github.issues(REPO), timeout=20, what="the issue after the wait")
-    (issue_effect,) = [e for e in rows(flow_settings, Effect) if e.kind == "github.issue"]
+    issue_effect = settled_effect(flow_settings, "github.issue")
     assert (issue_effect.status, issue_effect.failures) == ("done", 0)
     assert len(github.issues(REPO)) == 1
 
