@@ -206,7 +206,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         ports = {kind: start_server(kind, mode, env, procs, workdir / f"{mode}-{kind}.log")
                  for kind in ("bare", "hub")}  # fmt: skip
         # Signed only now: the hub refuses timestamps older than 300 s.
-        wrk.write_events(data, events, SECRET)
+        wrk.write_events(data, events, SECRET, failed_every=args.failed_every)
         print(f"[{mode}] {events:,} events signed; {args.rounds} rounds of {args.duration} s")
         urls = {k: f"http://127.0.0.1:{p}/webhooks/stripe" for k, p in ports.items()}
         opts = {"connections": args.connections}
@@ -334,6 +334,13 @@ def main() -> int:
         default=[],
         metavar="HUB_X=VALUE",
         help="extra setting for the hub (repeatable); other HUB_* are not inherited",
+    )
+    p.add_argument(
+        "--failed-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every Nth event a payment_intent.payment_failed, which runs a workflow (0: none)",
     )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, databases)")

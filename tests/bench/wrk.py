@@ -102,18 +102,23 @@ EVENT: dict[str, Any] = {
 }
 
 
-def write_events(path: Path, count: int, secret: str) -> str:
-    """Sign `count` distinct events now (timestamps must be < 300 s old when they arrive)."""
+def write_events(path: Path, count: int, secret: str, failed_every: int = 0) -> str:
+    """Sign `count` distinct events now (timestamps must be < 300 s old when they arrive).
+    With `failed_every` N, every Nth is a `payment_intent.payment_failed` instead: a workflow
+    runs for it (an occurrence of its account's grouped incident, one of 8 accounts)."""
     run = secrets.token_hex(4)
     # Serialise once, then only fill in ids: formatting 100k+ dicts would dominate set-up.
     text = json.dumps(EVENT).replace("{", "{{").replace("}", "}}")
     for key in ("ID", "ACCT", "PI", "ORDER", "REQ"):
         text = text.replace(f"@{key}@", "{" + key.lower() + "}")
     template = text.replace('"@TS@"', "{ts}")
+    failed = template.replace('"payment_intent.succeeded"', '"payment_intent.payment_failed"')
+    failed = failed.replace('"status": "succeeded"', '"status": "requires_payment_method"')
     now = int(time.time())
     with path.open("wb") as out:
         for i in range(count):
-            payload = template.format(
+            kind = failed if failed_every and i % failed_every == 0 else template
+            payload = kind.format(
                 id=f"evt_1B{run}{i:010d}",
                 acct=f"acct_1Bench{i % 8:010d}",
                 pi=f"pi_3B{run}{i:010d}",
