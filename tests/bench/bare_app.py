@@ -11,10 +11,16 @@ from fastapi import FastAPI, Request
 def create_app() -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
+    # Both providers the ingest benchmark sends (tests/bench/mix.py), one route each.
     @app.post("/webhooks/stripe")
     async def stripe_webhook(request: Request) -> dict[str, object]:
         body = await request.body()
         # Same answer shape and size as the hub's, so both send the same bytes back.
+        return {"event_id": "evt_bare", "duplicate": False, "bytes": len(body)}
+
+    @app.post("/webhooks/github")
+    async def github_webhook(request: Request) -> dict[str, object]:
+        body = await request.body()
         return {"event_id": "evt_bare", "duplicate": False, "bytes": len(body)}
 
     return app

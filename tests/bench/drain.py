@@ -38,18 +38,22 @@ from hub.events.store import NewEvent  # noqa: E402
 from hub.runtime.migrate import upgrade  # noqa: E402
 from tests.handlers import payloads  # noqa: E402
 
+# Targets, events/s: issue #15's for the incidents mix (embedded; PostgreSQL with 2 worker
+# processes), issue #5's for the mixes that run no incident workflow (embedded).
+INCIDENTS_TARGET = {("embedded", None): 10_000, ("postgres+redis", 2): 5_000}
+EMBEDDED_NO_INCIDENTS_TARGET = 1_500
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DB = "hub_bench_drain"
 REDIS_URL = "redis://127.0.0.1:6379/14"  # a db number of its own, flushed on every run
 
 
-def events(n: int, mix: str = "mix") -> list[NewEvent]:
+def events(n: int, mix: str = "mix", keys: int = 50) -> list[NewEvent]:
     """`mix`: one in five a GitHub ping (its no-op workflow runs and records an attempt),
     the rest Stripe events no workflow wants (marked `ignored` at the claim). `pings`: all
-    pings. `incidents`: failed payments over 50 accounts, each an occurrence of its
+    pings. `incidents`: failed payments over `keys` accounts, each an occurrence of its
     account's incident (grouping, timeline, the message's update owed)."""
     if mix == "incidents":
-        return [failed_payment(i % 50) for i in range(n)]
+        return [failed_payment(i % keys) for i in range(n)]
     out = []
     for i in range(n):
         if mix == "pings" or i % 5 == 0:
@@ -58,9 +62,10 @@ def events(n: int, mix: str = "mix") -> list[NewEvent]:
             out.append(NewEvent("github", str(uuid.uuid4()), "ping", headers, body))
         else:
             eid = f"evt_{uuid.uuid4().hex[:24]}"
-            body = json.dumps({"id": eid, "object": "event", "type": "payment_intent.succeeded"})
+            event = {"id": eid, "object": "event", "type": "payment_intent.succeeded"}
             headers = {"content-type": "application/json"}
-            out.append(NewEvent("stripe", eid, "payment_intent.succeeded", headers, body.encode()))
+            body = json.dumps(event).encode()
+            out.append(NewEvent("stripe", eid, "payment_intent.succeeded", headers, body))
     return out
 
 
@@ -105,11 +110,11 @@ def settled(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def store(settings: Settings, n: int, mix: str) -> list[str]:
+def store(settings: Settings, n: int, mix: str, keys: int) -> list[str]:
     """N events stored `queued`, as the ingress stores them."""
     container = build(settings)
     ids = []
-    batch = events(n, mix)
+    batch = events(n, mix, keys)
     for start in range(0, n, 500):
         chunk = batch[start : start + 500]
         ids += [s.event_id for s in container.store.insert(chunk, Status.QUEUED)]
@@ -144,20 +149,21 @@ def timed(settings: Settings, cmd: list[str], n: int, label: str) -> dict[str, A
             "per_second": round(n / (end - first), 1)}  # fmt: skip
 
 
-def run_postgres(processes: int, n: int, threads: int, mix: str) -> dict[str, Any]:
+def run_postgres(processes: int, n: int, args: argparse.Namespace, mix: str) -> dict[str, Any]:
     settings = fresh_postgres()
-    store(settings, n, mix)
+    store(settings, n, mix, args.incident_keys)
+    threads = args.threads
     cmd = [sys.executable, "-m", "hub.cli", "worker", "--processes", str(processes),
            "--threads", str(threads)]  # fmt: skip
     label = f"PostgreSQL + Redis, {processes} hub worker process(es), {mix}"
     return timed(settings, cmd, n, label)
 
 
-def run_embedded(n: int, workdir: Path, mix: str) -> dict[str, Any]:
-    """`hub serve` alone on SQLite, pinned to one core: its in-process workers take the
+def run_embedded(n: int, workdir: Path, mix: str, keys: int) -> dict[str, Any]:
+    """`hub serve` alone on SQLite, pinned to one core: its embedded workers take the
     stored backlog at start-up (the recovery pass) and drain it with the API idle."""
     settings = fresh_sqlite(workdir / f"drain-{mix}.db")
-    store(settings, n, mix)
+    store(settings, n, mix, keys)
     port = str(free_port())
     cmd = ["taskset", "-c", "0", sys.executable, "-m", "hub.cli", "serve", "--port", port]
     return timed(settings, cmd, n, f"embedded, 1 core, {mix}")
@@ -172,7 +178,7 @@ def free_port() -> int:
 def count(args: argparse.Namespace, mix: str) -> int:
     # The incident workflows run one transaction per event: a smaller backlog keeps the
     # whole benchmark within minutes.
-    return args.incident_events if mix == "incidents" else args.events
+    return int(args.incident_events if mix == "incidents" else args.events)
 
 
 def main() -> None:
@@ -183,6 +189,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--mixes", default="mix,pings,incidents", help="which event mixes")
     p.add_argument("--incident-events", type=int, default=3_000, help="events, incidents mix")
+    p.add_argument("--incident-keys", type=int, default=50, help="incidents, incidents mix")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     modes = {m.strip() for m in args.modes.split(",")}
@@ -192,25 +199,51 @@ def main() -> None:
         if "embedded" in modes:
             for mix in mixes:
                 n = count(args, mix)
-                results.append(run_embedded(n, Path(tmp), mix) | {"mode": "embedded"})
+                r = run_embedded(n, Path(tmp), mix, args.incident_keys)
+                results.append(r | {"mode": "embedded", "mix": mix})
     if modes & {"postgres+redis", "postgres", "pg"}:
         for mix in mixes:
             for w in args.workers.split(","):
-                r = run_postgres(int(w), count(args, mix), args.threads, mix)
-                results.append(r | {"mode": "postgres+redis", "processes": int(w)})
+                r = run_postgres(int(w), count(args, mix), args, mix)
+                results.append(r | {"mode": "postgres+redis", "processes": int(w), "mix": mix})
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+    checks = report(results, args.incident_keys)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": results, "checks": checks}, indent=2))
+
+
+def report(results: list[dict[str, Any]], keys: int) -> list[dict[str, Any]]:
     print(
         "\nDrain of a stored backlog, from the first event settled to the last. Mixes: "
         "mix = 80% no workflow, 20% a no-op workflow; pings = every event a no-op workflow; "
-        "incidents = failed payments, each an occurrence of one of 50 incidents (no Slack "
-        "configured: the owed posts and updates complete as no-ops)."
+        f"incidents = failed payments, each an occurrence of one of {keys} incidents (no "
+        "Slack configured: the owed posts and updates complete as no-ops)."
     )
     for r in results:
-        print(f"  {r['label']:<52} {r['per_second']:>8,.0f} events/s "
+        print(f"  {r['label']:<60} {r['per_second']:>8,.0f} events/s "
               f"({r['events']:,} in {r['seconds']} s)")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    checks = drain_checks(results)
+    print("\ntargets:")
+    for c in checks:
+        print(f"  {'PASS' if c['pass'] else 'FAIL'}  {c['check']:<76} {c['value']}")
+    return checks
+
+
+def drain_checks(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        if r["mix"] == "incidents":
+            least = INCIDENTS_TARGET.get((r["mode"], r.get("processes")))
+        elif r["mode"] == "embedded":
+            least = EMBEDDED_NO_INCIDENTS_TARGET
+        else:
+            continue
+        if least is not None:
+            name = f"drain >= {least:,}/s: {r['label']}"
+            ok = r["per_second"] >= least
+            out.append({"check": name, "value": f"{r['per_second']:,.0f}/s", "pass": ok})
+    return out
 
 
 if __name__ == "__main__":

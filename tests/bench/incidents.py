@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-import ingest  # noqa: E402  (the same process handling and databases as the ingest bench)
+import servers  # noqa: E402  (the same process handling and databases as the ingest bench)
 
 from tests.fakes.slack import SlackServer  # noqa: E402
 from tests.handlers import payloads as p  # noqa: E402
@@ -47,7 +47,7 @@ ACCOUNTS = 5
 
 def signed(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     event = {**event, "id": f"evt_{uuid.uuid4().hex[:24]}"}
-    return stripe_request(event, secret=ingest.SECRET)
+    return stripe_request(event, secret=servers.SECRET)
 
 
 def send(client: httpx.Client, url: str, request: tuple[bytes, dict[str, str]]) -> float:
@@ -180,15 +180,15 @@ def burst(url: str, slack: SlackServer, count: int) -> dict[str, Any]:
 
 def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    _db, db_env = ingest.fresh_database(mode, workdir)
-    with SlackServer() as slack, ingest.Processes() as procs:
+    _db, db_env = servers.fresh_database(mode, workdir)
+    with SlackServer() as slack, servers.Processes() as procs:
         env |= db_env | {
-            "HUB_STRIPE_WEBHOOK_SECRETS": ingest.SECRET,
+            "HUB_STRIPE_WEBHOOK_SECRETS": servers.SECRET,
             "HUB_SLACK_BOT_TOKEN": slack.token,
             "HUB_SLACK_API_URL": slack.api_url,
             "HUB_SLACK_INCIDENT_CHANNEL": "#incidents",
         }
-        port = ingest.start_server("hub", mode, env, procs, workdir / f"{mode}-incidents.log")
+        port = servers.start_server("hub", mode, env, procs, workdir / f"{mode}-incidents.log")
         url = f"http://127.0.0.1:{port}/webhooks/stripe"
         print(f"[{mode}] steady {args.rate}/s for {args.duration} s ...", flush=True)
         seen = warm_up(url, slack)
@@ -215,12 +215,12 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    modes = [ingest.ALIASES.get(m.strip(), m.strip()) for m in args.modes.split(",")]
+    modes = [servers.ALIASES.get(m.strip(), m.strip()) for m in args.modes.split(",")]
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"hub-bench-incidents-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
     results = {mode: run_mode(mode, args, workdir) for mode in modes}
     if "postgres+redis" in modes:
-        ingest.drop_database()
+        servers.drop_database()
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -1,0 +1,169 @@
+"""The benchmarks' processes and databases: the hub and the bare route pinned to their cores,
+a fresh SQLite file or PostgreSQL database (and Redis db) per run, and direct reads of it.
+
+Shared by ingest.py and incidents.py. Core 0 is the server's: the bare app, or the hub's API
+(with its embedded workers when it runs alone). Core 1 is the load's (wrk), and in
+postgres+redis mode the `hub worker` runs there too, off the API's core."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack, closing
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+SECRET = "whsec_bench_" + secrets.token_hex(16)  # Stripe
+GITHUB_SECRET = "gh-bench-" + secrets.token_hex(16)
+ADMIN_TOKEN = "bench-" + secrets.token_hex(8)
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_DB = "hub_bench"  # thrown away and re-created on every run
+REDIS_URL = "redis://127.0.0.1:6379/15"  # a db number of its own, flushed on every run
+MODES = ("embedded", "postgres+redis")
+ALIASES = {"postgres": "postgres+redis", "pg": "postgres+redis"}
+ACTIVE = ("received", "queued", "processing")
+SERVER_CPU = "0"
+WORKER_CPU = "1"  # postgres+redis: the `hub worker`, off the API's core (shared with wrk)
+
+
+class Processes(ExitStack):
+    """Children in their own process groups, always stopped: SIGTERM, then SIGKILL."""
+
+    def start(self, cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=log.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.callback(stop, proc)
+        return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, 25), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)  # the group we created: forked workers too
+            proc.wait(wait_s)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_ready(url: str, procs: list[subprocess.Popen[bytes]], log: Path, hub: bool) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            break
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError:
+            if not hub:  # any HTTP answer (405 on GET) means the bare app is up
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"{url} never became ready; log {log}:\n{tail}")
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fresh_database(mode: str, workdir: Path) -> tuple[str, dict[str, str]]:
+    """An empty database (and Redis db) for the mode; returns its DB-API target and env."""
+    if mode == "embedded":
+        db = workdir / "hub.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        return str(db), {"HUB_DATABASE_URL": f"sqlite:///{db}"}
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {PG_DB}")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    url = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
+    return url, {
+        "HUB_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://"),
+        "HUB_REDIS_URL": REDIS_URL,
+    }
+
+
+def drop_database() -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def query(mode: str, db: str, sql: str) -> list[tuple[Any, ...]]:
+    if mode == "embedded":
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            return conn.execute(sql).fetchall()
+    with psycopg.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def by_status(mode: str, db: str) -> dict[str, int]:
+    rows = query(mode, db, "SELECT status, count(*) FROM events GROUP BY status")
+    return {status: int(n) for status, n in rows}
+
+
+def active(mode: str, db: str) -> int:
+    """Events still received, queued or processing."""
+    counts = by_status(mode, db)
+    return sum(counts.get(s, 0) for s in ACTIVE)
+
+
+def serve_cmd(kind: str, port: int) -> list[str]:
+    where = ["--host", "127.0.0.1", "--port", str(port)]
+    pin = ["taskset", "-c", SERVER_CPU]
+    if kind == "hub":
+        return [*pin, str(BIN / "hub"), "serve", *where]
+    # The settings `hub serve` passes to uvicorn, so only the app differs.
+    flags = ["--factory", "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+    app = ["tests.bench.bare_app:create_app", "--app-dir", str(ROOT)]
+    return [*pin, str(BIN / "uvicorn"), *app, *flags, *where]
+
+
+def start_server(kind: str, mode: str, env: dict[str, str], procs: Processes, log: Path) -> int:
+    """The bare app or the hub (migrated first; in postgres+redis mode with one `hub worker`
+    of 4 threads pinned to WORKER_CPU); returns its port once it answers."""
+    port = free_port()
+    if kind == "hub":
+        with log.open("ab") as out:
+            migrate = [str(BIN / "hub"), "migrate"]
+            done = subprocess.run(
+                migrate, check=False, env=env, cwd=log.parent, stdout=out, stderr=out
+            )
+        if done.returncode:
+            raise RuntimeError(f"hub migrate failed; log {log}:\n{log.read_text()[-3000:]}")
+    started = [procs.start(serve_cmd(kind, port), env, log)]
+    if kind == "hub" and mode == "postgres+redis":
+        worker = ["taskset", "-c", WORKER_CPU, str(BIN / "hub"), "worker", "--processes", "1"]
+        started.append(procs.start([*worker, "--threads", "4"], env, log))
+    path = "/readyz" if kind == "hub" else "/webhooks/stripe"
+    wait_ready(f"http://127.0.0.1:{port}{path}", started, log, hub=kind == "hub")
+    return port
