@@ -52,14 +52,7 @@ def create_app_from(container: Container) -> ASGIApp:
     enqueuer = Enqueuer(container.events, on_failure=store.requeue_soon)
     services.append(enqueuer)
     if container.embedded:
-        from hub.workers import InProcessWorkers
-
-        services.append(InProcessWorkers(container, settings.worker_threads))
-        services.append(
-            housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
-        )
-        if settings.retention_interval_s > 0:
-            services.append(retention_clock(container.engine, settings, container.limits))
+        services.extend(_embedded_workers(container))
     # After the in-process workers, which publish their kinds as they start.
     routes = RouteTable(container.engine, settings.routes_refresh_s)
     services.append(routes)
@@ -88,6 +81,21 @@ def create_app_from(container: Container) -> ASGIApp:
     if not _admin_tokens_exist(container):
         log.warning("HUB_ADMIN_TOKENS is not set: the admin API refuses every request")
     return with_ingress(api, ingress)
+
+
+def _embedded_workers(container: Container) -> list[Service]:
+    """Without Redis, `hub serve` runs the workers: a child process (the default), or
+    threads of this one. The clock only sends a message; retention runs where workers do."""
+    from hub.workers import ChildWorkers, InProcessWorkers
+
+    settings = container.settings
+    clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)
+    if settings.embedded_workers == "process":
+        return [ChildWorkers(container, settings.worker_threads), clock]
+    services: list[Service] = [InProcessWorkers(container, settings.worker_threads), clock]
+    if settings.retention_interval_s > 0:
+        services.append(retention_clock(container.engine, settings, container.limits))
+    return services
 
 
 def _admin_tokens_exist(container: Container) -> bool:

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     worker_min_backoff_ms: int = 2_000
     worker_max_backoff_ms: int = 300_000
     worker_threads: int = 4
+    # Without Redis, `hub serve` runs the workers itself: in a child process it starts and
+    # stops with itself ("process"), where a workflow cannot hold the API's GIL, or as
+    # threads of the API process ("thread": one process, for tests and debugging).
+    embedded_workers: Literal["process", "thread"] = "process"
     # Workers run this much "nicer" than the API where they share cores: answering senders
     # comes first, and the backlog drains in the API's idle time. 0 turns it off. Measured
     # with `make bench` (API and worker on one core): at 5 the API's p99 was 35-43 ms, at 10

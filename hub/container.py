@@ -14,7 +14,7 @@ from hub.events.store import EventStore, Timing
 from hub.observability.metrics import Metrics, build_metrics
 from hub.ratelimits.outbound import Limits, build_limits
 from hub.runtime.db import make_engine
-from hub.runtime.queue import EventQueue, build_broker
+from hub.runtime.queue import EventQueue, Waiting, build_broker
 from integrations.base import Endpoint
 from integrations.registry import build_endpoints
 
@@ -41,7 +41,9 @@ class Container:
         return not self.settings.redis_url
 
 
-def build(settings: Settings | None = None) -> Container:
+def build(settings: Settings | None = None, *, waiting: Waiting | None = None) -> Container:
+    """`waiting`: given by an embedded hub's worker process (hub.workers), whose count of
+    unfinished messages the API process reads."""
     settings = settings or Settings()
     engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     timing = Timing(
@@ -49,7 +51,7 @@ def build(settings: Settings | None = None) -> Container:
         queued_s=settings.requeue_queued_after_s,
         lease_s=settings.processing_lease_s,
     )
-    broker = build_broker(settings)
+    broker = build_broker(settings, waiting)
     events = EventQueue(broker, settings.queue_name)
     return Container(
         settings=settings,

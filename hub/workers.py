@@ -12,11 +12,13 @@ import os
 import signal
 import threading
 import time
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
 from hub.admin.retention import retention_clock
@@ -24,8 +26,10 @@ from hub.config import Settings
 from hub.container import Container, build, outbound_clients
 from hub.events.routed_kinds import Publisher, kind
 from hub.events.sweeper import Sweeper, housekeeping_clock
-from hub.observability.worker_metrics import WorkerMetrics
+from hub.observability.worker_metrics import LocalCounters, WorkerMetrics
 from hub.runtime.logs import configure_logging
+from hub.runtime.periodic import Periodic
+from hub.runtime.pipe_broker import PipeBroker, SharedWaiting, read_frames, write_frames
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,8 @@ POLL_MS = 100
 # On SIGTERM a worker process lets running messages finish for this long (ms); the
 # supervisor waits this plus 5 s for its processes. deploy/k8s gives the pod more than that.
 STOP_MS = 30_000
+# The same for an embedded hub's worker process, as in-process workers always had.
+EMBEDDED_STOP_S = 10
 
 
 class LowerPriority(Middleware):
@@ -55,7 +61,9 @@ class LowerPriority(Middleware):
             os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
 
 
-def start_worker(container: Container, threads: int) -> dramatiq.Worker:
+def start_worker(
+    container: Container, threads: int, *, nice_threads: bool = True
+) -> dramatiq.Worker:
     from handlers.actors import declare_actors
     from handlers.context import WorkflowContext
 
@@ -73,7 +81,7 @@ def start_worker(container: Container, threads: int) -> dramatiq.Worker:
     )
     container.metrics.counters.start()
     declare_actors(container.broker, ctx)
-    if container.settings.worker_nice:
+    if nice_threads and container.settings.worker_nice:
         container.broker.add_middleware(LowerPriority(container.settings.worker_nice))
     worker = dramatiq.Worker(container.broker, worker_threads=threads, worker_timeout=POLL_MS)
     worker.start()
@@ -110,6 +118,122 @@ class InProcessWorkers:
             self._container.metrics.counters.stop()
         if self._publisher is not None:
             self._publisher.stop()
+
+
+class ChildWorkers:
+    """The embedded mode's workers as a child process of `hub serve` (the default; see
+    hub/runtime/pipe_broker.py for why), at a lower CPU priority, started and stopped with
+    it and started again if it dies. The child shares the SQLite file and its write gate,
+    takes its messages from the API's PipeBroker, and sends its counters back for /metrics."""
+
+    def __init__(self, container: Container, threads: int) -> None:
+        if not isinstance(container.broker, PipeBroker):
+            raise TypeError("ChildWorkers needs the PipeBroker (HUB_EMBEDDED_WORKERS=process)")
+        self._container = container
+        self._broker = container.broker
+        self._threads = threads
+        self._spawn = multiprocessing.get_context("spawn")
+        self._stopping = threading.Event()
+        self._child: BaseProcess | None = None
+        self._thread = threading.Thread(target=self._supervise, name="hub-workers", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._broker.outbox.put(None)  # the writer's sentinel
+        self._thread.join(timeout=10)
+        child = self._child
+        if child is not None and child.is_alive():
+            # Running messages finish; unfinished events stay `queued` or `processing` in the
+            # database and are swept at the next start, as they always were.
+            child.terminate()
+            child.join(timeout=EMBEDDED_STOP_S + 5)
+            if child.is_alive():
+                log.error("worker process %s still running; killing it", child.pid)
+                child.kill()
+                child.join(timeout=5)
+
+    def _supervise(self) -> None:
+        pending: bytes | None = None
+        while not self._stopping.is_set():
+            # One-way pipes, (receiving end, sending end): frames to the child, counts back.
+            child_frames, frames = self._spawn.Pipe(duplex=False)
+            counts, child_counts = self._spawn.Pipe(duplex=False)
+            waiting = self._broker.waiting.value
+            args = (self._container.settings, self._threads, child_frames, child_counts, waiting)
+            child = self._spawn.Process(target=_embedded_child, args=args, name="hub-worker")
+            child.start()
+            self._child = child
+            # Our copies of the child's ends, closed: a write fails once the child is gone.
+            child_frames.close()
+            child_counts.close()
+            merger = threading.Thread(target=self._merge_counts, args=(counts,), daemon=True)
+            merger.start()
+            pending = write_frames(self._broker.outbox, frames, first=pending)
+            frames.close()
+            if pending is None:
+                return
+            child.join(timeout=5)
+            log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
+            # What it held is lost with it; the sweeper sends those events again.
+            with self._broker.waiting.value.get_lock():
+                self._broker.waiting.value.value = 0
+
+    def _merge_counts(self, conn: Connection) -> None:
+        counters = self._container.metrics.counters
+        while True:
+            try:
+                deltas = conn.recv()
+            except (EOFError, OSError):
+                return
+            if isinstance(counters, LocalCounters):
+                counters.merge(deltas)
+
+
+def _embedded_child(
+    settings: Settings, threads: int, frames: Connection, counts: Connection, waiting: Any
+) -> None:
+    """The embedded worker process: its own container and connections, and the API's
+    count of unfinished messages (so the API can tell when its workers are idle)."""
+    stopping = _stop_on_signals()
+    with contextlib.suppress(OSError):  # the whole process: every thread it will start
+        os.setpriority(
+            os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + settings.worker_nice
+        )
+    configure_logging(settings)
+    parent = os.getppid()
+    container = build(settings, waiting=SharedWaiting(waiting))
+    stub = container.broker
+    assert isinstance(stub, StubBroker)
+    worker = start_worker(container, threads, nice_threads=False)
+    publisher = publish_routes(container)
+    reader = threading.Thread(target=read_frames, args=(frames, stub, stopping), daemon=True)
+    reader.start()
+    counters = container.metrics.counters
+    flusher = Periodic("counters", 1.0, lambda: _send_counts(counts, counters),
+                       last=lambda: _send_counts(counts, counters))  # fmt: skip
+    flusher.start()
+    retention = None
+    if settings.retention_interval_s > 0:
+        retention = retention_clock(container.engine, settings, container.limits)
+        retention.start()
+    while not stopping.wait(1.0):
+        if os.getppid() != parent:  # the API was killed: nobody will stop us
+            break
+    worker.stop(timeout=EMBEDDED_STOP_S * 1000)
+    publisher.stop()
+    if retention is not None:
+        retention.stop()
+    flusher.stop()
+    container.engine.dispose()
+
+
+def _send_counts(conn: Connection, counters: object) -> None:
+    if isinstance(counters, LocalCounters) and (deltas := counters.take()):
+        with contextlib.suppress(OSError, ValueError):  # the API is gone: nobody to tell
+            conn.send(deltas)
 
 
 def _stop_on_signals() -> threading.Event:

@@ -6,6 +6,7 @@ under CI=true, where skipping would hide a broken service path."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,17 +56,31 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "requeue_received_after_s": 1.0,
         "processing_lease_s": 3.0,
         "queue_name": f"hub-test-{uuid.uuid4().hex[:8]}",
+        # In-process tests (TestClient) run the embedded workers as threads: a worker process
+        # per app would add a second of start-up to hundreds of tests. The default, a child
+        # process, is what `hub serve` runs in tests/test_embedded_workers.py and test_shutdown.
+        "embedded_workers": "thread",
     }
     values.update(overrides)
     # _env_file=None: a developer's .env must not leak into tests.
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database migrated to head per test process; each test gets a copy. Migrating
+    costs about 0.2 s and most tests need a database, so this is a minute of the suite.
+    The migrations themselves are still run from empty by the tests that call `upgrade`."""
+    path = tmp_path_factory.mktemp("template") / "hub.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/hub.db"
-    upgrade(url)
-    return url
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "hub.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture
@@ -86,15 +101,32 @@ def postgres_admin_url() -> str:
     raise AssertionError("unreachable")
 
 
+def _database_url(admin_url: str, name: str) -> str:
+    base = admin_url.rsplit("/", 1)[0]
+    return f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin_url: str) -> Iterator[str]:
+    """A database migrated to head once per test process, copied by CREATE DATABASE ...
+    TEMPLATE for each test (as sqlite_template). Nothing else connects to it, as a template
+    must not have connections while it is copied."""
+    name = f"hub_template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    upgrade(_database_url(postgres_admin_url, name))
+    yield name
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+def postgres_url(postgres_admin_url: str, postgres_template: str) -> Iterator[str]:
     """A fresh database per test, migrated, dropped afterwards."""
     name = f"hub_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_admin_url.rsplit("/", 1)[0]
-    url = f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    upgrade(url)
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    url = _database_url(postgres_admin_url, name)
     yield url
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -193,3 +225,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     started first, they run beside the short ones on the other core (`make test` runs with
     pytest-xdist) instead of being what the last worker is still doing when the rest is done."""
     items.sort(key=lambda item: item.get_closest_marker("faults") is None)
+
+
+from tests.serving import serve  # noqa: E402, F401  (the fixture, for every test module)

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -38,7 +33,8 @@ from hub.config import Settings
 from hub.events.store import events
 from hub.runtime.db import make_engine
 from hub.workers import STOP_MS
-from tests.conftest import make_settings, settings_env
+from tests.conftest import make_settings
+from tests.serving import group_alive
 from tests.signing import github_request, stripe_event, stripe_request
 from tests.test_services import counts, wait_for
 
@@ -57,65 +53,6 @@ def stored_ids(settings: Settings) -> set[str]:
 
 
 # --- hub serve ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Serve:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[[Settings], Serve]]:
-    """Start `hub serve` as production does (the installed CLI, its own process group),
-    in a directory of its own so that no developer's .env is read."""
-    started: list[Serve] = []
-
-    def start(settings: Settings) -> Serve:
-        port = free_port()
-        log = tmp_path / f"serve-{len(started)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
-                env=settings_env(settings),
-                cwd=tmp_path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        hub = Serve(proc, port, log)
-        started.append(hub)
-        wait_for(lambda: ready(hub), 30, "hub serve to be ready")
-        return hub
-
-    yield start
-    for hub in started:
-        if hub.proc.poll() is None:
-            os.killpg(hub.proc.pid, signal.SIGKILL)
-            hub.proc.wait(timeout=10)
-
-
-def ready(hub: Serve) -> bool:
-    if hub.proc.poll() is not None:
-        raise AssertionError(f"hub serve exited with {hub.proc.returncode}:\n{hub.output()}")
-    conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=2)
-    try:
-        conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -174,7 +111,7 @@ def slow_delivery(port: int, release: threading.Event, result: list[Any]) -> Non
 
 
 def test_hub_serve_drains_in_flight_webhooks_on_sigterm_and_exits_0(sqlite_url, serve):
-    settings = make_settings(sqlite_url)
+    settings = make_settings(sqlite_url, embedded_workers="process")  # the default
     hub = serve(settings)
     senders = Senders(hub.port)
     threads = [threading.Thread(target=senders.run, args=(5_000,)) for _ in range(6)]
@@ -216,12 +153,14 @@ def test_hub_serve_drains_in_flight_webhooks_on_sigterm_and_exits_0(sqlite_url, 
 
 
 def test_hub_serve_exits_0_on_sigterm_while_idle_and_on_sigint(sqlite_url, serve):
-    settings = make_settings(sqlite_url)
+    settings = make_settings(sqlite_url, embedded_workers="process")  # the default
     for sig in (signal.SIGTERM, signal.SIGINT):
         hub = serve(settings)
         hub.proc.send_signal(sig)
         assert hub.proc.wait(timeout=UVICORN_GRACE_S) == 0, hub.output()
         assert "Traceback" not in hub.output()
+        # Its worker process (and multiprocessing's helper) left with it.
+        wait_for(lambda p=hub.proc.pid: not group_alive(p), 10, "no process of hub serve left")
 
 
 # --- hub worker (PostgreSQL + Redis) -------------------------------------------------------
@@ -259,14 +198,6 @@ def event_ids(settings: Settings, status: str) -> set[str]:
         result = {row[0] for row in rows}
     engine.dispose()
     return result
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def post_all(settings: Settings, requests: list[tuple[bytes, dict[str, str]]]) -> None:

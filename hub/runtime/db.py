@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,37 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from hub.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
-_gates: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+_gates: WeakKeyDictionary[Engine, WriteGate] = WeakKeyDictionary()
+
+
+class WriteGate:
+    """SQLite's one writer, taken in turn: by this process's threads on a lock, and by the
+    processes sharing the file (the API and its embedded worker process) on flock(2) over
+    `<database>-lock`, which the kernel lets go of if a holder dies. Blocking on either
+    releases the GIL. The lock file is opened at the first write: reading creates nothing."""
+
+    def __init__(self, path: str | None) -> None:
+        self._lock = threading.Lock()
+        self._path = f"{path}-lock" if path and path != ":memory:" else None
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            if self._path is not None:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
 
 
 def is_sqlite(url: str) -> bool:
@@ -25,7 +57,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int 
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _tune_sqlite(engine, sqlite_synchronous)
-        _gates[engine] = threading.Lock()
+        _gates[engine] = WriteGate(engine.url.database)
         return engine
     return create_engine(
         url,

@@ -42,13 +42,20 @@ class Waiting(Middleware):
     process (a Redis queue's length would hide what workers have prefetched)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self._count = 0
         self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def _add(self, n: int) -> None:
+        with self._lock:
+            self._count += n
 
     def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
         if delay is None:
-            with self._lock:
-                self.count += 1
+            self._add(1)
 
     def after_process_message(
         self,
@@ -59,13 +66,23 @@ class Waiting(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         if "eta" not in message.options:  # delayed messages were never counted
-            with self._lock:
-                self.count -= 1
+            self._add(-1)
 
     after_skip_message = after_process_message
 
 
-def build_broker(settings: Settings) -> dramatiq.Broker:
+def build_broker(settings: Settings, waiting: Waiting | None = None) -> dramatiq.Broker:
+    """Redis when configured; else the in-memory broker of an embedded hub, or, in the API
+    process of one whose workers are a child process, the pipe to that child.
+    `waiting`: the embedded workers' count of unfinished messages (shared with the API
+    process when they run in a child)."""
+    if not settings.redis_url and settings.embedded_workers == "process":
+        from hub.runtime.pipe_broker import PipeBroker, SharedWaiting
+
+        if not isinstance(waiting, SharedWaiting):  # the API process: the child shares it
+            pipe = PipeBroker(SharedWaiting(shared_counter()))
+            pipe.declare_queue(settings.queue_name)
+            return pipe
     middleware = [
         # Whole-message retries cover infrastructure faults (database down); per-event
         # retries with backoff are the router's own, recorded on the event.
@@ -90,9 +107,16 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             maintenance_chance=settings.broker_maintenance_per_million,
         )
     else:
-        broker = StubBroker(middleware=[*middleware, Waiting()])
+        broker = StubBroker(middleware=[*middleware, waiting or Waiting()])
     broker.declare_queue(settings.queue_name)
     return broker
+
+
+def shared_counter() -> Any:
+    """An integer in shared memory, for the API process and its embedded worker process."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn").Value("q", 0)
 
 
 class EventQueue:

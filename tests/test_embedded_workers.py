@@ -1,0 +1,162 @@
+"""The embedded hub's workers run in a child process of `hub serve` (issue #15): a workflow
+cannot hold the API's GIL. What a user relies on: `hub serve` alone still processes every
+event, /metrics still counts the workers' runs, a worker process that dies is started again
+and what it held is not lost, nothing is left running after `hub serve` exits, and the API and
+the worker process take SQLite's single writer in turn (the kernel frees a dead holder's)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from hub.runtime.db import WriteGate
+from tests.conftest import make_settings
+from tests.handlers import payloads as p
+from tests.serving import group_alive
+from tests.signing import stripe_event, stripe_request
+from tests.test_services import counts, wait_for
+from tests.test_shutdown import UVICORN_GRACE_S
+
+ACTIVE = {"received", "queued", "processing"}
+
+
+def deliver(port: int, n_failed: int, n_ignored: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    kinds = [("payment_intent.payment_failed", i) for i in range(n_failed)]
+    kinds += [("customer.updated", i) for i in range(n_ignored)]
+    for kind, i in kinds:
+        if kind == "customer.updated":
+            event = stripe_event()
+        else:
+            intent = p.payment_intent_failed(intent_id=f"pi_{i}")
+            event = p.stripe_event(kind, intent, event_id=f"evt_{uuid.uuid4().hex[:24]}")
+        body, headers = stripe_request(event)
+        conn.request("POST", "/webhooks/stripe", body=body, headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        response.read()
+    conn.close()
+
+
+def metric(port: int, name: str) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` that run workers (not multiprocessing's tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid and b"resource_tracker" not in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_hub_serve_runs_the_workflows_in_a_child_process_and_counts_them(sqlite_url, serve):
+    settings = make_settings(sqlite_url, embedded_workers="process")
+    hub = serve(settings)
+    wait_for(lambda: len(children(hub.proc.pid)) == 1, 30, "the worker process")
+    (worker,) = children(hub.proc.pid)
+    # Lower CPU priority than the API, which answers senders (set as the process starts).
+    nicer = nice_of(hub.proc.pid) + settings.worker_nice
+    wait_for(lambda: nice_of(worker) == nicer, 30, f"the worker process at nice {nicer}")
+
+    deliver(hub.port, n_failed=40, n_ignored=20)
+    wait_for(lambda: not ACTIVE & set(counts(settings)), 30, "every event settled")
+    assert counts(settings) == {"processed": 40, "ignored": 20}
+    # The worker process's counters reach the API's /metrics (sent back once a second).
+    wait_for(
+        lambda: metric(hub.port, "hub_workflow_attempts_total{") == 40, 10, "40 attempts counted"
+    )
+    assert metric(hub.port, 'hub_events_settled_total{outcome="processed"}') == 40
+    assert metric(hub.port, "hub_broker_backlog_messages ") == 0
+    hub.proc.send_signal(signal.SIGTERM)
+    assert hub.proc.wait(timeout=UVICORN_GRACE_S) == 0, hub.output()
+
+
+def test_a_worker_process_killed_is_started_again_and_loses_nothing(sqlite_url, serve):
+    # A message lost with the dead process is sent again once its event has been `queued`
+    # this long (as a broker that lost it would be).
+    settings = make_settings(sqlite_url, embedded_workers="process", requeue_queued_after_s=2.0)
+    hub = serve(settings)
+    wait_for(lambda: len(children(hub.proc.pid)) == 1, 30, "the worker process")
+    (first,) = children(hub.proc.pid)
+    deliver(hub.port, n_failed=30, n_ignored=0)
+    os.kill(first, signal.SIGKILL)
+    deliver(hub.port, n_failed=30, n_ignored=10)  # while it is dead and while it restarts
+
+    wait_for(lambda: not ACTIVE & set(counts(settings)), 60, "every event settled")
+    assert counts(settings) == {"processed": 60, "ignored": 10}
+    (second,) = children(hub.proc.pid)
+    assert second != first
+    assert f"worker process {first} exited with -9; restarting" in hub.output()
+    # One grouped incident counted every failed payment once, the dead process's included.
+    body = admin_get(hub.port, "/admin/incidents")
+    (incident,) = body["items"]
+    assert incident["occurrences"] == 60
+    hub.proc.send_signal(signal.SIGTERM)
+    assert hub.proc.wait(timeout=UVICORN_GRACE_S) == 0, hub.output()
+    wait_for(lambda: not group_alive(hub.proc.pid), 10, "no process of hub serve left")
+
+
+def admin_get(port: int, path: str) -> dict[str, object]:
+    from tests.conftest import ADMIN_TOKEN
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    assert response.status == 200, body
+    return body  # type: ignore[no-any-return]
+
+
+def _hold(path: str, held: multiprocessing.synchronize.Event, for_s: float) -> None:
+    with WriteGate(path):
+        held.set()
+        time.sleep(for_s)
+
+
+def test_the_sqlite_write_gate_is_taken_in_turn_by_processes(tmp_path):
+    path = str(tmp_path / "hub.db")
+    spawn = multiprocessing.get_context("spawn")
+    held = spawn.Event()
+    other = spawn.Process(target=_hold, args=(path, held, 0.5))
+    other.start()
+    assert held.wait(30)
+    start = time.monotonic()
+    with WriteGate(path):
+        waited = time.monotonic() - start
+    other.join(10)
+    assert 0.2 < waited < 5, waited  # it waited for the other process's write to end
+
+    # A holder that dies (SIGKILL) frees the gate: the kernel drops its lock.
+    held = spawn.Event()
+    other = spawn.Process(target=_hold, args=(path, held, 60))
+    other.start()
+    assert held.wait(30)
+    os.kill(other.pid or 0, signal.SIGKILL)
+    other.join(10)
+    start = time.monotonic()
+    with WriteGate(path):
+        assert time.monotonic() - start < 2
+    # Reading made no lock file; the first write did, beside the database.
+    assert (tmp_path / "hub.db-lock").exists()
