@@ -38,6 +38,8 @@ from tests.signing import github_request, slack_request, stripe_request
 
 ACTIVE = {"received", "queued", "processing"}
 SETTLED = {"processed", "ignored"}
+# However busy the machine, a recovery still progressing after this long has failed.
+MAX_SETTLE_S = 150.0
 incidents_table = Incident.__table__  # type: ignore[attr-defined]
 
 
@@ -54,6 +56,27 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
             return time.monotonic() - start
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_while_progressing(
+    done: Callable[[], bool], progress: Callable[[], object], stall_s: float, what: str
+) -> float:
+    """Wait for `done` for as long as `progress()` keeps changing; fail once it has stood
+    still for `stall_s`. Recovery is paced by the fault (Slack lets one post a second out
+    per channel; retries back off), so how long it takes depends on how busy the machine
+    is; a hub that stops getting anywhere is what must fail. MAX_SETTLE_S still bounds it."""
+    start = last_change = time.monotonic()
+    seen = progress()
+    while time.monotonic() - start < MAX_SETTLE_S:
+        if done():
+            return time.monotonic() - start
+        now = progress()
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            raise AssertionError(f"no progress for {stall_s} s (at {seen}) waiting for {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"still progressing but not done after {MAX_SETTLE_S} s: {what}")
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -451,6 +474,16 @@ def drained(settings: Settings) -> bool:
 def all_posted(settings: Settings) -> bool:
     rows = incident_rows(settings)
     return bool(rows) and all(r.slack_ts is not None for r in rows)
+
+
+def settled_count(settings: Settings) -> int:
+    """Events out of the active states: a retry loop (queued, processing, queued) is not
+    progress."""
+    return sum(n for status, n in status_counts(settings).items() if status not in ACTIVE)
+
+
+def posted_count(settings: Settings) -> int:
+    return sum(1 for r in incident_rows(settings) if r.slack_ts is not None)
 
 
 def check_events(settings: Settings, sender: Sender, sent: dict[str, Delivery]) -> list[str]:

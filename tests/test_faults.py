@@ -31,8 +31,11 @@ from tests.faults_support import (
     check_incidents,
     drained,
     kill,
+    posted_count,
+    settled_count,
     status_counts,
     wait_for,
+    wait_while_progressing,
 )
 from tests.proxy import Proxy
 
@@ -41,7 +44,9 @@ pytestmark = [pytest.mark.services, pytest.mark.faults]
 RATE = 50.0
 STREAM_S = 10.0
 FAULT_AT_S = 3.0  # into the stream
-SETTLE_S = 40.0  # after the stream: every event settled and every incident posted
+# After the stream, every event settled and every incident posted, for as long as either
+# keeps moving; this long without one more event settled or one more post fails the test.
+STALL_S = 20.0
 
 
 @pytest.fixture
@@ -130,9 +135,19 @@ def settle_and_check(
 ) -> None:
     sender, mix, restored, stream_end = run
     try:
-        wait_for(lambda: drained(settings), SETTLE_S, "every event settled")
+        wait_while_progressing(
+            lambda: drained(settings),
+            lambda: settled_count(settings),
+            STALL_S,
+            "every event settled",
+        )
         settled = time.monotonic()
-        wait_for(lambda: all_posted(settings), SETTLE_S, "every incident posted")
+        wait_while_progressing(
+            lambda: all_posted(settings),
+            lambda: posted_count(settings),
+            STALL_S,
+            "every incident posted",
+        )
         posted = time.monotonic()
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {status_counts(settings)}\n{processes.logs()}") from exc
