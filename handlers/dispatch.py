@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from handlers.context import Workflow, WorkflowContext
+from handlers.context import Ran, Workflow, WorkflowContext
 from handlers.routing_table import Routes
+from handlers.triggers.batch import apply_triggers
+from handlers.triggers.model import Trigger
+from handlers.triggers.workflow import TriggerWorkflow, load_payloads, ran_for
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, Claimed
 from hub.runtime.backoff import backoff
@@ -20,37 +23,95 @@ log = logging.getLogger(__name__)
 def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes) -> None:
     # The claim marks every event of a kind without workflows `ignored` on the way.
     claimed = ctx.store.claim(event_ids, [f"{p}:{t}" for p, t in routes])
+    batch = [e for e in claimed if _batchable(routes.get((e.provider, e.type), ()))]
+    runs = _run_batch(ctx, batch, routes) if batch else {}
+    for event in claimed:
+        if event.id not in runs:
+            workflows = routes.get((event.provider, event.type), ())
+            runs[event.id] = [_run(ctx, event.id, wf) for wf in workflows]
     done: list[str] = []
     records: list[tuple[str, AttemptRecord]] = []
     for event in claimed:
-        runs = [_run(ctx, event.id, wf) for wf in routes.get((event.provider, event.type), ())]
-        failures = [r for r in runs if r.outcome == "error"]
+        failures = [r for r in runs[event.id] if r.outcome == "error"]
         if failures:
-            _fail_or_retry(ctx, event, runs, failures[0])
+            _fail_or_retry(ctx, event, runs[event.id], failures[0])
         else:
             done.append(event.id)
-            records.extend((event.id, r) for r in runs)
+            records.extend((event.id, r) for r in runs[event.id])
     # Successes settle together: one transaction for the whole batch.
     if done:
         ctx.store.settle(done, Status.PROCESSED, records)
         ctx.metrics.settled("processed", len(done))
 
 
+def _batchable(workflows: Sequence[Workflow]) -> bool:
+    return bool(workflows) and all(isinstance(wf, TriggerWorkflow) for wf in workflows)
+
+
+def _run_batch(
+    ctx: WorkflowContext, claimed: Sequence[Claimed], routes: Routes
+) -> dict[str, list[AttemptRecord]]:
+    """Trigger workflows for many events: payloads read in one query, each decided on its
+    own, then every change applied in one transaction (handlers/triggers/batch.py)."""
+    payloads = load_payloads(ctx, [e.id for e in claimed])
+    runs: dict[str, list[AttemptRecord]] = {e.id: [] for e in claimed}
+    decided: list[tuple[str, str, datetime, Trigger]] = []
+    for event in claimed:
+        for workflow in routes[(event.provider, event.type)]:
+            assert isinstance(workflow, TriggerWorkflow)
+            name, started = _name(workflow), utcnow()
+            with bind(event_id=event.id, workflow=name):
+                try:
+                    decision = workflow.decide(ctx, event.id, payloads[event.id])
+                except Exception as exc:
+                    runs[event.id].append(_failed(ctx, name, started, event.id, exc))
+                    continue
+            if isinstance(decision, Trigger):
+                decided.append((event.id, name, started, decision))
+            else:
+                runs[event.id].append(_ran(ctx, name, started, event.id, decision))
+    outcomes = apply_triggers(ctx, [(event_id, trigger) for event_id, _, _, trigger in decided])
+    for (event_id, name, started, _), outcome in zip(decided, outcomes, strict=True):
+        with bind(event_id=event_id, workflow=name):
+            if isinstance(outcome, Exception):
+                runs[event_id].append(_failed(ctx, name, started, event_id, outcome))
+            else:
+                runs[event_id].append(_ran(ctx, name, started, event_id, ran_for(outcome)))
+    return runs
+
+
+def _name(workflow: Workflow) -> str:
+    return f"{workflow.__module__}.{workflow.__qualname__}"
+
+
 def _run(ctx: WorkflowContext, event_id: str, workflow: Workflow) -> AttemptRecord:
     started = utcnow()
-    name = f"{workflow.__module__}.{workflow.__qualname__}"
+    name = _name(workflow)
     with bind(event_id=event_id, workflow=name):
         try:
             ran = workflow(ctx, event_id)
         except Exception as exc:
-            log.warning("workflow %s failed for %s: %s", name, event_id, exc)
-            ctx.metrics.attempt(name, ok=False)
-            error = f"{type(exc).__name__}: {exc}"
-            return AttemptRecord(name, started, utcnow(), "error", error, traceback.format_exc())
-        if ran is not None:
-            log.info("workflow %s: %s for %s: %s", name, ran.outcome, event_id, ran.detail)
-        else:
-            log.info("workflow %s ran for %s", name, event_id)
+            return _failed(ctx, name, started, event_id, exc)
+        return _ran(ctx, name, started, event_id, ran)
+
+
+def _failed(
+    ctx: WorkflowContext, name: str, started: datetime, event_id: str, exc: Exception
+) -> AttemptRecord:
+    log.warning("workflow %s failed for %s: %s", name, event_id, exc)
+    ctx.metrics.attempt(name, ok=False)
+    error = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    return AttemptRecord(name, started, utcnow(), "error", error, trace)
+
+
+def _ran(
+    ctx: WorkflowContext, name: str, started: datetime, event_id: str, ran: Ran | None
+) -> AttemptRecord:
+    if ran is not None:
+        log.info("workflow %s: %s for %s: %s", name, ran.outcome, event_id, ran.detail)
+    else:
+        log.info("workflow %s ran for %s", name, event_id)
     ctx.metrics.attempt(name, ok=True)
     if ran is not None:
         return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail)

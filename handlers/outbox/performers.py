@@ -90,6 +90,13 @@ def _post_slot(ctx: WorkflowContext, channel: str) -> Wait | None:
     )
 
 
+def _posted(ctx: WorkflowContext, channel: str) -> None:
+    """The spacing counts again from when the post went out, not only from its reservation:
+    a post that left late (a busy core, a slow connection) and the next one on time would
+    reach Slack less than a second apart."""
+    ctx.limits.block(f"slack:channel:{channel}", ctx.settings.slack_channel_interval_s)
+
+
 def _update_slot(ctx: WorkflowContext, ts: str) -> Wait | None:
     # chat.update is Slack's tier 3 (about 50 a minute for the app): its own budget, so that
     # count updates never delay the post announcing a new incident.
@@ -124,6 +131,7 @@ def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
     posted = _called(
         ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks, marker=marker
     )
+    _posted(ctx, channel)
     return Done({"slack_channel": posted.channel_id, "slack_ts": posted.ts})
 
 
@@ -156,12 +164,15 @@ def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: b
         found = _called(ctx, "slack", "conversations.replies", find, channel, marker, thread_ts=ts)
         if found is not None:
             return Done()
-    if wait := _post_slot(ctx, channel):
+    # Paced under the channel's configured name, as the post was: the stored id would be a
+    # second key for the same channel, and a reply a moment after the post a 429.
+    if wait := _post_slot(ctx, ctx.settings.slack_incident_channel):
         return wait
     post = slack.post
     _called(
         ctx, "slack", "chat.postMessage", post, channel, text, blocks, marker=marker, thread_ts=ts
     )
+    _posted(ctx, ctx.settings.slack_incident_channel)
     return Done()
 
 

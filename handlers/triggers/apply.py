@@ -45,14 +45,14 @@ def apply_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outc
     for attempt in (1, 2):
         try:
             with write(ctx.engine) as conn:
-                outcome = _apply(conn, ctx, event_id, trigger)
+                outcome = apply_in(conn, ctx, event_id, trigger)
             break
         except IntegrityError:
             # Another worker opened the same key (or applied the same event) concurrently:
             # the second pass sees its row and adds to it, or finds the event applied.
             if attempt == 2:
                 raise
-    _log_outcome(event_id, trigger, outcome)
+    log_outcome(event_id, trigger, outcome)
     if outcome.deliver and outcome.incident_id:
         incident_changes.schedule_delivery(ctx.queue, outcome.incident_id)
     return outcome
@@ -64,7 +64,8 @@ def change_status(ctx: WorkflowContext, incident_id: str, change: StatusChange) 
     return incident_changes.change_status(ctx.engine, ctx.queue, incident_id, change, github=github)
 
 
-def _apply(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
+def apply_in(conn: Connection, ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome:
+    """One event's change, inside the caller's transaction."""
     sql = _sql()
     if (done := conn.execute(sql.seen, {"p_event": event_id}).scalar()) is not None:
         return Outcome(done, False, None, "event already applied")
@@ -114,7 +115,7 @@ def raise_or_clear(
     return outcome
 
 
-def _log_outcome(event_id: str, trigger: Trigger, outcome: Outcome) -> None:
+def log_outcome(event_id: str, trigger: Trigger, outcome: Outcome) -> None:
     """An incident opened or resolved is a line at INFO; an occurrence (a burst is thousands)
     or an event applied before is one at DEBUG."""
     if outcome.incident_id is None:

@@ -17,15 +17,14 @@ the workers' backoff (and can be replayed once failed); a permanent one marks it
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from handlers.context import Ran, Workflow, WorkflowContext
+from handlers.context import Ran, WorkflowContext
 from handlers.triggers.payload import opt_str
-from handlers.triggers.workflow import Decide, load_payload, run_trigger
+from handlers.triggers.workflow import Decide, Decision, TriggerWorkflow
 from integrations.outbound import OutboundError, Permanent, RateLimited
 
 log = logging.getLogger(__name__)
@@ -39,31 +38,27 @@ MAX_WAIT_S = 1.0
 UNFETCHED = "unfetched"
 
 
-def confirmed(on_event: Decide, on_state: Decide, object_type: str) -> Workflow:
+def confirmed(on_event: Decide, on_state: Decide, object_type: str) -> TriggerWorkflow:
     """A snapshot event's workflow: `on_state` decides from the object Stripe reports now;
     `on_event` (today's rule, by event type) without a key or when Stripe cannot answer.
     The workflow keeps `on_event`'s name, as attempts have always shown it."""
 
-    @functools.wraps(on_event)
-    def workflow(ctx: WorkflowContext, event_id: str) -> Ran | None:
-        event = load_payload(ctx, event_id)
+    def decide(ctx: WorkflowContext, event_id: str, event: dict[str, object]) -> Decision:
         if ctx.stripe is None:
-            return run_trigger(ctx, event_id, on_event(event))
+            return on_event(event)
         now = _current(ctx, event_id, event, object_type)
         if now is None:
-            return run_trigger(ctx, event_id, on_event(event))
-        return run_trigger(ctx, event_id, on_state(_with_object(event, now)))
+            return on_event(event)
+        return on_state(_with_object(event, now))
 
-    return workflow
+    return TriggerWorkflow(decide, on_event)
 
 
-def fetched(decide: Decide) -> Workflow:
+def fetched(decide: Decide) -> TriggerWorkflow:
     """A thin event's workflow: its related object fetched, then `decide`d from as if it had
     come in a snapshot event of the same type (`v1.payout.failed` -> `payout.failed`)."""
 
-    @functools.wraps(decide)
-    def workflow(ctx: WorkflowContext, event_id: str) -> Ran | None:
-        thin = load_payload(ctx, event_id)
+    def decide_fetched(ctx: WorkflowContext, event_id: str, thin: dict[str, object]) -> Decision:
         name = f"{opt_str(thin, 'type')} {opt_str(thin, 'id')}"
         stripe = ctx.stripe
         if stripe is None:
@@ -75,9 +70,9 @@ def fetched(decide: Decide) -> Workflow:
         except Permanent as exc:
             log.warning("stripe thin event %s (%s): not fetched: %s", event_id, name, exc.reason)
             return Ran(UNFETCHED, exc.reason)
-        return run_trigger(ctx, event_id, decide(snapshot_of(thin, obj)))
+        return decide(snapshot_of(thin, obj))
 
-    return workflow
+    return TriggerWorkflow(decide_fetched, decide)
 
 
 def snapshot_of(thin: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -88,8 +88,13 @@ def apply_stale(conn: Connection, event_id: str, trigger: Trigger, mark: Any) ->
 
 
 def link(conn: Connection, incident_id: str, event_id: str) -> None:
-    row = {"event_id": event_id, "incident_id": incident_id, "at": utcnow()}
-    conn.execute(_sql().link, row)
+    link_many(conn, incident_id, [event_id])
+
+
+def link_many(conn: Connection, incident_id: str, event_ids: list[str]) -> None:
+    now = utcnow()
+    rows = [{"event_id": e, "incident_id": incident_id, "at": now} for e in event_ids]
+    conn.execute(_sql().link, rows)
 
 
 def _open_resolved(

@@ -1,20 +1,44 @@
-"""Turns a trigger function (payload in, decision out) into a workflow (event id in)."""
+"""Trigger workflows: a decision (payload in, a Trigger out) and the apply every one of them
+shares. Kept in two halves so the router can decide a whole batch, then apply it in one
+transaction (handlers/dispatch.py); called with one event id, a workflow does both."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from handlers.context import Ran, Workflow, WorkflowContext
+from handlers.context import Ran, WorkflowContext
 from handlers.triggers.apply import apply_trigger
 from handlers.triggers.model import Trigger
 from hub.events.store import events
 from integrations.payloads import decode
 
 Decide = Callable[[Mapping[str, object]], Trigger | None]
+# What a trigger workflow's first half says: a change to apply, a run to record as it is
+# (a thin event not fetched), or None (nothing to do).
+Decision = Trigger | Ran | None
+DecideWith = Callable[[WorkflowContext, str, dict[str, object]], Decision]
+
+
+class TriggerWorkflow:
+    """A workflow whose work is one incident change. `name` is what attempts and metrics
+    show: the deciding function's, as it always was (`handlers.billing.open_...`)."""
+
+    def __init__(self, decide: DecideWith, named_for: Callable[..., object]) -> None:
+        self.decide = decide
+        self.__module__ = named_for.__module__
+        self.__qualname__ = named_for.__qualname__
+        self.__name__ = named_for.__name__
+        self.__doc__ = named_for.__doc__
+
+    def __call__(self, ctx: WorkflowContext, event_id: str) -> Ran | None:
+        decision = self.decide(ctx, event_id, load_payload(ctx, event_id))
+        if isinstance(decision, Trigger):
+            return run_trigger(ctx, event_id, decision)
+        return decision
 
 
 def load_payload(ctx: WorkflowContext, event_id: str) -> dict[str, object]:
@@ -24,24 +48,36 @@ def load_payload(ctx: WorkflowContext, event_id: str) -> dict[str, object]:
     return decode(headers or {}, bytes(body))
 
 
+def load_payloads(ctx: WorkflowContext, event_ids: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Many stored payloads in one query (a batch's)."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(_payloads_sql(), {"p_ids": list(event_ids)})
+        return {row.id: decode(row.headers or {}, bytes(row.body)) for row in rows}
+
+
 @functools.cache
 def _payload_sql() -> Any:
     return select(events.c.headers, events.c.body).where(events.c.id == bindparam("p_id"))
 
 
-def incident_workflow(decide: Decide) -> Workflow:
-    """The workflow keeps the trigger's name: attempts show `handlers.billing.open_...`."""
+@functools.cache
+def _payloads_sql() -> Any:
+    wanted = events.c.id.in_(bindparam("p_ids", expanding=True))
+    return select(events.c.id, events.c.headers, events.c.body).where(wanted)
 
-    @functools.wraps(decide)
-    def workflow(ctx: WorkflowContext, event_id: str) -> Ran | None:
-        return run_trigger(ctx, event_id, decide(load_payload(ctx, event_id)))
 
-    return workflow
+def incident_workflow(decide: Decide) -> TriggerWorkflow:
+    """A trigger function (payload in, decision out) as a workflow."""
+    return TriggerWorkflow(lambda _ctx, _event_id, payload: decide(payload), decide)
 
 
 def run_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger | None) -> Ran | None:
     if trigger is None:
         return None
     outcome = apply_trigger(ctx, event_id, trigger)
+    return ran_for(outcome)
+
+
+def ran_for(outcome: Any) -> Ran | None:
     # The attempt says why the event changed nothing: the admin API and CLI show it.
     return Ran("stale", outcome.message.removeprefix("stale: ")) if outcome.stale else None

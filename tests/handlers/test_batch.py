@@ -1,0 +1,158 @@
+"""The router applies a claimed batch's incident changes in one transaction (issue #15): a
+burst of occurrences is one update, yet each event keeps its own attempt and outcome, the
+order of opens and resolves per key is what one-by-one application gives, and a failing
+event fails alone. Run on SQLite and PostgreSQL (`any_ctx`)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from handlers.context import WorkflowContext
+from handlers.dispatch import route_events
+from handlers.routing_table import ROUTES
+from hub.events.store import attempts, events
+from hub.incidents.models import IncidentEvent
+from tests.conftest import make_settings
+from tests.handlers import payloads as p
+from tests.handlers.conftest import all_incidents, context_for, effects_of, rows, store_event
+
+incident_events = IncidentEvent.__table__  # type: ignore[attr-defined]
+
+
+def failed_payment(ctx: WorkflowContext, n: int, account: str = "acct_1") -> str:
+    intent = p.payment_intent_failed(intent_id=f"pi_{account}_{n}")
+    body = p.stripe_event("payment_intent.payment_failed", intent, account=account,
+                          event_id=f"evt_{account}_{n}")  # fmt: skip
+    return store_event(ctx, "stripe", body["type"], body)
+
+
+def ci(ctx: WorkflowContext, conclusion: str, run: int, repo: str = "octo/app") -> str:
+    body = p.workflow_run(conclusion, "main", run_number=run, run_id=run, repo=repo)
+    return store_event(ctx, "github", "workflow_run.completed", body)
+
+
+def dispute(ctx: WorkflowContext, status: str, dispute_id: str = "dp_1") -> str:
+    kind = "charge.dispute.created" if status == "needs_response" else "charge.dispute.closed"
+    body = p.stripe_event(kind, p.dispute(dispute_id=dispute_id, status=status),
+                          event_id=f"evt_{dispute_id}_{status}")  # fmt: skip
+    return store_event(ctx, "stripe", kind, body)
+
+
+def statuses(ctx: WorkflowContext) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for row in rows(ctx, events):
+        found[row.status] = found.get(row.status, 0) + 1
+    return found
+
+
+def commits_during(ctx: WorkflowContext, run: Any) -> int:
+    seen: list[int] = []
+    listener = lambda _conn: seen.append(1)  # noqa: E731
+    sa_event.listen(ctx.engine, "commit", listener)
+    try:
+        run()
+    finally:
+        sa_event.remove(ctx.engine, "commit", listener)
+    return len(seen)
+
+
+def test_a_burst_of_occurrences_is_one_update_and_each_event_keeps_its_attempt(any_ctx):
+    ctx = any_ctx
+    route_events(ctx, [failed_payment(ctx, 0)], ROUTES)  # opens the incident
+    burst = [failed_payment(ctx, n) for n in range(1, 61)]
+
+    commits = commits_during(ctx, lambda: route_events(ctx, burst, ROUTES))
+
+    (incident,) = all_incidents(ctx)
+    assert incident.occurrences == 61
+    # claim, one apply, settle: not one transaction per event
+    assert commits <= 4, commits
+    linked = rows(ctx, incident_events, incident_events.c.incident_id == incident.id)
+    assert len(linked) == 61
+    assert statuses(ctx) == {"processed": 61}
+    for event_id in burst:
+        (attempt,) = rows(ctx, attempts, attempts.c.event_id == event_id)
+        assert (attempt.workflow, attempt.outcome) == (
+            "handlers.billing.count_failed_payment",
+            "ok",
+        )
+    # One post and one coalesced update owed, however many occurrences came at once.
+    assert sorted(e.kind for e in effects_of(ctx, incident.id)) == ["slack.post", "slack.update"]
+    # Routed again (a redelivered message): nothing is counted twice.
+    route_events(ctx, burst, ROUTES)
+    assert all_incidents(ctx)[0].occurrences == 61
+
+
+def history(ctx: WorkflowContext, seed: int) -> list[str]:
+    """Events stored in an order a provider might deliver them: keys interleaved, a CI run's
+    success before an older failure, a dispute closed and reopened, a resolve first. The
+    router takes a batch in the order its events arrived (their ids)."""
+    make: list[Any] = [lambda: dispute(ctx, "won", "dp_0")]  # a resolve with nothing open
+    make += [lambda n=n: failed_payment(ctx, n, account=f"acct_{n % 2}") for n in range(12)]
+    make += [lambda r=r: ci(ctx, "failure", r) for r in (42, 43, 44, 46)]
+    make += [lambda: ci(ctx, "success", 45), lambda: ci(ctx, "failure", 47, "octo/b")]
+    make += [lambda: dispute(ctx, "needs_response", "dp_0")]
+    make += [lambda d=d: dispute(ctx, "needs_response", d) for d in ("dp_1", "dp_2")]
+    make += [lambda: dispute(ctx, "lost", "dp_1"), lambda: dispute(ctx, "won", "dp_2")]
+    random.Random(seed).shuffle(make)
+    return [store() for store in make]
+
+
+def outcome(ctx: WorkflowContext) -> list[tuple[Any, ...]]:
+    found = []
+    for row in all_incidents(ctx):
+        linked = rows(ctx, incident_events, incident_events.c.incident_id == row.id)
+        kinds = sorted(e.kind for e in effects_of(ctx, row.id))
+        found.append((row.key, row.status, row.occurrences, row.summary, len(linked), kinds))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_one_batch_ends_where_one_event_at_a_time_ends(any_ctx, sqlite_template, tmp_path, seed):
+    batched = any_ctx
+    ids = history(batched, seed)
+    route_events(batched, ids, ROUTES)
+
+    alone = context_for(make_settings(f"sqlite:///{tmp_path}/alone.db"))
+    tmp_path.joinpath("alone.db").write_bytes(sqlite_template.read_bytes())
+    for event_id in history(alone, seed):
+        route_events(alone, [event_id], ROUTES)
+
+    assert outcome(batched) == outcome(alone)
+    assert statuses(batched) == statuses(alone) == {"processed": len(ids)}
+
+
+def test_an_event_that_cannot_be_decided_fails_alone(any_ctx):
+    ctx = any_ctx
+    good = [failed_payment(ctx, n) for n in range(10)]
+    bad = store_event(ctx, "stripe", "payment_intent.payment_failed",
+                      {"id": "evt_bad", "type": "payment_intent.payment_failed"})  # fmt: skip
+    route_events(ctx, [*good[:5], bad, *good[5:]], ROUTES)
+
+    assert all_incidents(ctx)[0].occurrences == 10
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.id == bad)).one()
+    assert row.status == "queued" and row.runs == 1  # retried later, with backoff
+    (attempt,) = rows(ctx, attempts, attempts.c.event_id == bad)
+    assert attempt.outcome == "error"
+    assert statuses(ctx) == {"processed": 10, "queued": 1}
+
+
+@pytest.mark.services
+def test_an_event_the_database_refuses_fails_alone_and_the_batch_still_applies(postgres_url):
+    ctx = context_for(make_settings(postgres_url))
+    good = [failed_payment(ctx, n) for n in range(5)] + [ci(ctx, "failure", 50)]
+    # A key longer than its column: PostgreSQL refuses the row, and the whole transaction.
+    too_long = ci(ctx, "failure", 51, repo="octo/" + "x" * 320)
+    route_events(ctx, [*good[:3], too_long, *good[3:]], ROUTES)
+
+    assert statuses(ctx) == {"processed": 6, "queued": 1}
+    (attempt,) = rows(ctx, attempts, attempts.c.event_id == too_long)
+    assert attempt.outcome == "error" and "too long" in attempt.error
+    keys = sorted(i.key.split(":")[1] for i in all_incidents(ctx))
+    assert keys == ["ci", "failed-payments"]
