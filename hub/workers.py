@@ -135,12 +135,19 @@ class ChildWorkers:
         self._spawn = multiprocessing.get_context("spawn")
         self._stopping = threading.Event()
         self._child: BaseProcess | None = None
+        self._publisher: Publisher | None = None
         self._thread = threading.Thread(target=self._supervise, name="hub-workers", daemon=True)
 
     def start(self) -> None:
+        # Published here, before the API loads which kinds are routed, rather than by the
+        # child a second or two later: meanwhile every kind would have gone to the queue.
+        # The child runs this very routing table.
+        self._publisher = publish_routes(self._container)
         self._thread.start()
 
     def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.stop()
         self._stopping.set()
         self._broker.outbox.put(None)  # the writer's sentinel
         self._thread.join(timeout=10)
@@ -208,7 +215,6 @@ def _embedded_child(
     stub = container.broker
     assert isinstance(stub, StubBroker)
     worker = start_worker(container, threads, nice_threads=False)
-    publisher = publish_routes(container)
     reader = threading.Thread(target=read_frames, args=(frames, stub, stopping), daemon=True)
     reader.start()
     counters = container.metrics.counters
@@ -223,7 +229,6 @@ def _embedded_child(
         if os.getppid() != parent:  # the API was killed: nobody will stop us
             break
     worker.stop(timeout=EMBEDDED_STOP_S * 1000)
-    publisher.stop()
     if retention is not None:
         retention.stop()
     flusher.stop()

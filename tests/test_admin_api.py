@@ -44,6 +44,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "admin_tokens": TOKENS,
         "sqlite_synchronous": "NORMAL",
         "sweep_interval_s": 0.5,
+        "embedded_workers": "thread",  # as tests/conftest.py: no worker process per app
     }
     values.update(overrides)
     # _env_file=None: a developer's .env must not leak into tests.

@@ -82,6 +82,7 @@ def make_settings(tmp_path: Path, *, migrate: bool = True) -> Settings:
         github_webhook_secrets=[GITHUB_SECRET],
         slack_signing_secrets=[SLACK_SECRET],
         admin_tokens=[TOKEN],
+        embedded_workers="thread",  # as tests/conftest.py: no worker process per app
         # Thousands of requests a minute from one token and one address: rate limits would
         # turn most of them into 429s and test nothing else.
         admin_rate_limit="1000000/minute",
