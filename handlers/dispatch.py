@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from handlers.context import Ran, Workflow, WorkflowContext
 from handlers.routing_table import Routes
+from handlers.triggers.apply import OCCURRENCE
 from handlers.triggers.batch import apply_triggers
 from handlers.triggers.model import Trigger
 from handlers.triggers.workflow import TriggerWorkflow, load_payloads, ran_for
@@ -71,12 +72,19 @@ def _run_batch(
             else:
                 runs[event.id].append(_ran(ctx, name, started, event.id, decision))
     outcomes = apply_triggers(ctx, [(event_id, trigger) for event_id, _, _, trigger in decided])
+    debug = log.isEnabledFor(logging.DEBUG)
     for (event_id, name, started, _), outcome in zip(decided, outcomes, strict=True):
+        if not isinstance(outcome, Exception) and outcome.message == OCCURRENCE and not debug:
+            # No line to write (an occurrence is one at DEBUG): no ids to bind for it.
+            runs[event_id].append(_ran(ctx, name, started, event_id, None, quiet=True))
+            continue
         with bind(event_id=event_id, workflow=name):
             if isinstance(outcome, Exception):
                 runs[event_id].append(_failed(ctx, name, started, event_id, outcome))
             else:
-                runs[event_id].append(_ran(ctx, name, started, event_id, ran_for(outcome)))
+                quiet = outcome.message == OCCURRENCE
+                ran = _ran(ctx, name, started, event_id, ran_for(outcome), quiet=quiet)
+                runs[event_id].append(ran)
     return runs
 
 
@@ -106,12 +114,20 @@ def _failed(
 
 
 def _ran(
-    ctx: WorkflowContext, name: str, started: datetime, event_id: str, ran: Ran | None
+    ctx: WorkflowContext,
+    name: str,
+    started: datetime,
+    event_id: str,
+    ran: Ran | None,
+    *,
+    quiet: bool = False,
 ) -> AttemptRecord:
+    """`quiet`: a line at DEBUG, not INFO (an occurrence: a burst is thousands of them, and
+    the batch says how many in one line)."""
     if ran is not None:
         log.info("workflow %s: %s for %s: %s", name, ran.outcome, event_id, ran.detail)
     else:
-        log.info("workflow %s ran for %s", name, event_id)
+        log.log(logging.DEBUG if quiet else logging.INFO, "workflow %s ran for %s", name, event_id)
     ctx.metrics.attempt(name, ok=True)
     if ran is not None:
         return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail)

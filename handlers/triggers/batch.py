@@ -17,13 +17,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from handlers.context import WorkflowContext
-from handlers.triggers import order
 from handlers.triggers.apply import (
     OCCURRENCE,
     apply_in,
@@ -34,7 +33,7 @@ from handlers.triggers.apply import (
 from handlers.triggers.model import Change, Trigger
 from hub.events.models import JSONType, utcnow
 from hub.incidents import changes as incident_changes
-from hub.incidents.changes import Outcome, incidents, rearm
+from hub.incidents.changes import Outcome, incidents, rearm_many
 from hub.runtime.db import write
 from hub.runtime.logs import bind
 
@@ -57,10 +56,15 @@ def apply_triggers(
         log.info("a batch of %d changes applied one by one: %s", len(items), type(exc).__name__)
         return [_alone(ctx, event_id, trigger) for event_id, trigger in items]
     result: list[Outcome | Exception] = [outcomes[0]] * len(items)
+    debug = logging.getLogger(log_outcome.__module__).isEnabledFor(logging.DEBUG)
     for position, i in enumerate(ordered):
-        result[i] = outcomes[position]
-        with bind(event_id=items[i][0]):
-            log_outcome(items[i][0], items[i][1], outcomes[position])
+        outcome = result[i] = outcomes[position]
+        if outcome.message != OCCURRENCE or debug:  # an occurrence's line is at DEBUG
+            with bind(event_id=items[i][0]):
+                log_outcome(items[i][0], items[i][1], outcome)
+    added = [o.incident_id for o in outcomes if o.changed and o.message == OCCURRENCE]
+    if added:
+        log.info("%d occurrences added to %d incidents in one batch", len(added), len(set(added)))
     for incident_id in deliver:
         incident_changes.schedule_delivery(ctx.queue, incident_id)
     return result
@@ -73,120 +77,207 @@ def _alone(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome | E
         return exc
 
 
-@dataclass
-class _Occurrences:
-    """Occurrences waiting to be written to one live incident."""
-
-    row: Any
-    events: list[str] = field(default_factory=list)
-    summary: str | None = None
-    links: list[dict[str, str]] | None = None
-
-    def add(self, event_id: str, trigger: Trigger) -> None:
-        self.events.append(event_id)
-        if trigger.summary:  # as one by one: the latest summary, and the latest links with one
-            self.summary = trigger.summary
-            if trigger.links:
-                self.links = [{"label": item.label, "url": item.url} for item in trigger.links]
-
-    def flush(self, conn: Connection) -> bool:
-        """One update for all of them; True if a message update was newly owed."""
-        sql = _sql()
-        now = utcnow()
-        params: dict[str, Any] = {"p_id": self.row.id, "p_now": now, "p_n": len(self.events)}
-        if self.summary is None:
-            conn.execute(sql.counted, params)
-        elif self.links is None:
-            conn.execute(sql.summary, params | {"p_summary": self.summary})
-        else:
-            conn.execute(sql.latest, params | {"p_summary": self.summary, "p_links": self.links})
-        order.link_many(conn, self.row.id, self.events)
-        last = self.events[-1]
-        return rearm(conn, self.row.id, "slack.update", f"slack.update:{self.row.id}", cause=last)
-
-
 def _apply_all(
     conn: Connection, ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]]
 ) -> tuple[list[Outcome], set[str]]:
-    batch = _Batch(conn, ctx, [event_id for event_id, _ in items])
-    outcomes = [batch.apply(event_id, trigger) for event_id, trigger in items]
-    batch.flush_all()
-    return outcomes, batch.deliver
+    """`items` sorted by key: each key's events are together, in their order."""
+    batch = _Batch(conn, ctx, items)
+    start = 0
+    while start < len(items):
+        end = start + 1
+        if _is_occurrence(items[start][1]):
+            key = items[start][1].key
+            while end < len(items) and items[end][1].key == key and _is_occurrence(items[end][1]):
+                end += 1
+            batch.occurrences(items[start:end])
+        else:
+            batch.one(*items[start])
+        start = end
+    batch.finish()
+    return batch.outcomes, batch.deliver
+
+
+def _is_occurrence(trigger: Trigger) -> bool:
+    """An unversioned open: it adds to the key's live incident, or opens one."""
+    return trigger.change == Change.OPEN and trigger.version is None
+
+
+Pending = list[tuple[str, Trigger, int]]  # event id, trigger, position in the outcomes
 
 
 class _Batch:
-    def __init__(self, conn: Connection, ctx: WorkflowContext, event_ids: list[str]) -> None:
+    def __init__(
+        self, conn: Connection, ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]]
+    ) -> None:
         self.conn = conn
         self.ctx = ctx
         # Events applied before (a redelivery, a replay): each says so and changes nothing.
-        seen = conn.execute(_sql().seen, {"p_ids": event_ids})
+        seen = conn.execute(_sql().seen, {"p_ids": [event_id for event_id, _ in items]})
         self.applied: dict[str, str] = {row.event_id: row.incident_id for row in seen}
-        self.pending: dict[str, _Occurrences] = {}  # by key
+        # The live incidents of the keys whose first change here is an occurrence, found and
+        # locked in one statement; their occurrences are written together at the end.
+        firsts = {t.key for i, (_, t) in enumerate(items) if i == 0 or items[i - 1][1].key != t.key}
+        keys = [k for k in firsts if any(t.key == k and _is_occurrence(t) for _, t in items)]
+        self.live: dict[str, Any] = {}
+        if keys:
+            self.live = {r.key: r for r in conn.execute(_sql().live, {"p_keys": keys})}
+        self.adds: dict[str, Pending] = {}  # by incident id, written at the end
+        self.outcomes: list[Outcome] = []
         self.deliver: set[str] = set()  # incidents that owe Slack or GitHub a call
+        self.rearm: dict[str, str] = {}  # incident id -> the last event that changed it
+        self.links: list[dict[str, Any]] = []  # occurrences' links, inserted together
 
-    def apply(self, event_id: str, trigger: Trigger) -> Outcome:
-        if (incident_id := self.applied.get(event_id)) is not None:
-            return Outcome(incident_id, False, None, "event already applied")
-        if trigger.change == Change.OPEN and trigger.version is None:
-            group = self._occurrences(trigger.key)
-            if group is not None:
-                group.add(event_id, trigger)
-                self.applied[event_id] = group.row.id
-                return Outcome(group.row.id, True, group.row.status, OCCURRENCE)
-        # Anything else about this key comes after the occurrences before it.
-        self._flush(trigger.key)
+    def one(self, event_id: str, trigger: Trigger) -> None:
+        if self._already(event_id):
+            return
+        # This change sees the key as one by one would: its occurrences before it written.
+        self._flush_key(trigger.key)
         outcome = apply_in(self.conn, self.ctx, event_id, trigger)
+        self.outcomes.append(outcome)
         if outcome.incident_id is not None:
             self.applied[event_id] = outcome.incident_id
             if outcome.deliver:
                 self.deliver.add(outcome.incident_id)
-        return outcome
 
-    def flush_all(self) -> None:
-        for key in list(self.pending):
-            self._flush(key)
+    def occurrences(self, run: Sequence[tuple[str, Trigger]]) -> None:
+        """Consecutive occurrences of one key: added to its live incident, or, with none
+        live, the first opens it and the rest are added to the new one."""
+        pending: Pending = []
+        for event_id, trigger in run:
+            if not self._already(event_id):
+                pending.append((event_id, trigger, len(self.outcomes)))
+                self.outcomes.append(Outcome(None, True, None, OCCURRENCE))  # filled below
+        if not pending:
+            return
+        key = pending[0][1].key
+        live = self.live.get(key)
+        if live is None:
+            # Not known live at the start, or changed since: as one event would find it.
+            live = self.conn.execute(*_update(pending, key=key)).first()
+            if live is None:
+                incident_id = self._open(*pending.pop(0))
+                if not pending:
+                    return
+                live = self.conn.execute(*_update(pending, incident_id=incident_id)).one()
+            self._added(live, pending, write=False)
+        else:
+            self._added(live, pending, write=True)
 
-    def _occurrences(self, key: str) -> _Occurrences | None:
-        """The pending occurrences of `key`'s live incident; None if none is live."""
-        group = self.pending.get(key)
-        if group is None:
-            live = self.conn.execute(_sql().live, {"p_key": key}).first()
-            if live is not None:
-                group = self.pending[key] = _Occurrences(live)
-        return group
+    def _added(self, live: Any, pending: Pending, *, write: bool) -> None:
+        for event_id, _, position in pending:
+            self.outcomes[position] = Outcome(live.id, True, live.status, OCCURRENCE)
+            self.applied[event_id] = live.id
+        self.rearm[live.id] = pending[-1][0]
+        if write:
+            self.adds.setdefault(live.id, []).extend(pending)
+        else:
+            self._link(live.id, pending)
 
-    def _flush(self, key: str) -> None:
-        group = self.pending.pop(key, None)
-        if group is not None and group.flush(self.conn):
-            self.deliver.add(group.row.id)
+    def _open(self, event_id: str, trigger: Trigger, position: int) -> str:
+        """No incident is live for the key: this occurrence opens one (an unversioned open
+        is never stale, so it does)."""
+        opened = apply_in(self.conn, self.ctx, event_id, trigger)
+        if opened.incident_id is None:
+            raise RuntimeError(f"{event_id} opened no incident for {trigger.key}")
+        self.outcomes[position] = opened
+        self.applied[event_id] = opened.incident_id
+        if opened.deliver:
+            self.deliver.add(opened.incident_id)
+        return opened.incident_id
+
+    def _flush_key(self, key: str) -> None:
+        live = self.live.pop(key, None)
+        if live is not None and (pending := self.adds.pop(live.id, None)):
+            self.conn.execute(*_update(pending, incident_id=live.id))
+            self._link(live.id, pending)
+
+    def finish(self) -> None:
+        """The deferred occurrences: one UPDATE per incident, sent as one executemany per
+        shape of statement, their links in one insert, their message updates re-armed."""
+        shapes: dict[Any, list[dict[str, Any]]] = {}
+        for incident_id, pending in self.adds.items():
+            stmt, params = _update(pending, incident_id=incident_id, returning=False)
+            shapes.setdefault(stmt, []).append(params)
+            self._link(incident_id, pending)
+        for stmt, rows in shapes.items():
+            self.conn.execute(stmt, rows)
+        if self.links:
+            self.conn.execute(_sql().link, self.links)
+        if self.rearm:
+            self.deliver |= rearm_many(self.conn, "slack.update", self.rearm)
+
+    def _link(self, incident_id: str, pending: Pending) -> None:
+        now = utcnow()
+        self.links += [
+            {"event_id": e, "incident_id": incident_id, "at": now} for e, _, _ in pending
+        ]
+
+    def _already(self, event_id: str) -> bool:
+        incident_id = self.applied.get(event_id)
+        if incident_id is None:
+            return False
+        self.outcomes.append(Outcome(incident_id, False, None, "event already applied"))
+        return True
+
+
+def _update(
+    pending: Pending, *, returning: bool = True, **where: str
+) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters that add `pending` as one by one would leave it: the
+    count, the latest summary, and the latest links of an occurrence that had a summary."""
+    summary: str | None = None
+    links: list[dict[str, str]] | None = None
+    for _, trigger, _ in pending:
+        if trigger.summary:
+            summary = trigger.summary
+            if trigger.links:
+                links = [{"label": item.label, "url": item.url} for item in trigger.links]
+    params: dict[str, Any] = {f"p_{name}": value for name, value in where.items()}
+    params |= {"p_n": len(pending), "p_now": utcnow(), "p_summary": summary, "p_links": links}
+    return _add("key" in where, summary is not None, links is not None, returning), params
 
 
 @dataclass(frozen=True)
 class _Statements:
     seen: Any
     live: Any
-    counted: Any
-    summary: Any
-    latest: Any
+    link: Any
 
 
 @functools.cache
 def _sql() -> _Statements:
-    occurrences = update(incidents).where(incidents.c.id == bindparam("p_id"))
-    counted = {
+    return _Statements(
+        seen=select(incident_events.c.event_id, incident_events.c.incident_id).where(
+            incident_events.c.event_id.in_(bindparam("p_ids", expanding=True))
+        ),
+        # In key order, so two workers' batches lock the same rows in the same order.
+        live=select(incidents)
+        .where(
+            incidents.c.key.in_(bindparam("p_keys", expanding=True)),
+            incidents.c.status != "resolved",
+        )
+        .order_by(incidents.c.key)
+        .with_for_update(),
+        link=insert(incident_events),
+    )
+
+
+@functools.cache
+def _add(by_key: bool, summary: bool, links: bool, returning: bool) -> Any:
+    """The occurrences' UPDATE ... RETURNING: of the key's live incident, or of one by id;
+    setting the summary (and links) only when an occurrence had one, as one by one does."""
+    values: dict[str, Any] = {
         "occurrences": incidents.c.occurrences + bindparam("p_n"),
         "last_seen": bindparam("p_now"),
         "updated_at": bindparam("p_now"),
         "revision": incidents.c.revision + 1,
     }
-    live = (incidents.c.key == bindparam("p_key")) & (incidents.c.status != "resolved")
-    links = bindparam("p_links", type_=JSONType)
-    return _Statements(
-        seen=select(incident_events.c.event_id, incident_events.c.incident_id).where(
-            incident_events.c.event_id.in_(bindparam("p_ids", expanding=True))
-        ),
-        live=select(incidents).where(live).with_for_update(),
-        counted=occurrences.values(**counted),
-        summary=occurrences.values(**counted, summary=bindparam("p_summary")),
-        latest=occurrences.values(**counted, summary=bindparam("p_summary"), links=links),
-    )
+    if summary:
+        values["summary"] = bindparam("p_summary")
+    if links:
+        values["links"] = bindparam("p_links", type_=JSONType)
+    where: Any = incidents.c.id == bindparam("p_incident_id")
+    if by_key:
+        where = (incidents.c.key == bindparam("p_key")) & (incidents.c.status != "resolved")
+    stmt = update(incidents).where(where).values(**values)
+    return stmt.returning(incidents.c.id, incidents.c.status) if returning else stmt

@@ -190,6 +190,29 @@ def rearm(
     return False
 
 
+def rearm_many(conn: Connection, kind: str, causes: dict[str, str]) -> set[str]:
+    """`rearm` for many incidents (id -> the event that owes it), in three statements
+    however many: the incidents whose effect was newly owed."""
+    dedupes = {f"{kind}:{incident_id}": incident_id for incident_id in causes}
+    found = conn.execute(_rearm_many_sql(), {"p_dedupes": list(dedupes)})
+    status = {row.dedupe: row.status for row in found}
+    now = utcnow()
+    again = [d for d in dedupes if d in status and status[d] != EffectStatus.PENDING]
+    if again:
+        rows = [{"p_dedupe": d, "p_now": now, "p_cause": causes[dedupes[d]]} for d in again]
+        conn.execute(_rearm_sql()[0], rows)
+    missing = [d for d in dedupes if d not in status]
+    for dedupe in missing:
+        owe(conn, dedupes[dedupe], kind, dedupe, cause=causes[dedupes[dedupe]])
+    return {dedupes[d] for d in again + missing}
+
+
+@functools.cache
+def _rearm_many_sql() -> Any:
+    wanted = effects.c.dedupe.in_(bindparam("p_dedupes", expanding=True))
+    return select(effects.c.dedupe, effects.c.status).where(wanted)
+
+
 @functools.cache
 def _rearm_sql() -> tuple[Any, Any]:
     # Built once: every occurrence of an incident runs these, and building a statement costs
