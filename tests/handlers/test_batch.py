@@ -15,6 +15,8 @@ from sqlalchemy import select
 from handlers.context import WorkflowContext
 from handlers.dispatch import route_events
 from handlers.routing_table import ROUTES
+from handlers.triggers.model import Change, Trigger
+from handlers.triggers.workflow import incident_workflow
 from hub.events.store import attempts, events
 from hub.incidents.models import IncidentEvent
 from tests.conftest import make_settings
@@ -156,3 +158,44 @@ def test_an_event_the_database_refuses_fails_alone_and_the_batch_still_applies(p
     assert attempt.outcome == "error" and "too long" in attempt.error
     keys = sorted(i.key.split(":")[1] for i in all_incidents(ctx))
     assert keys == ["ci", "failed-payments"]
+
+
+def grouped(payload: Any) -> Trigger:
+    """A rule-like trigger with no version: occurrences of `key` until one says resolve."""
+    change = Change.RESOLVE if payload["resolve"] else Change.OPEN
+    return Trigger(change, key=payload["key"], actor="test", title=payload["key"],
+                   summary=payload["summary"])  # fmt: skip
+
+
+GROUPED = {("github", "grouped"): (incident_workflow(grouped),)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_occurrences_around_a_resolve_of_the_same_key_end_as_one_by_one(
+    any_ctx, sqlite_template, tmp_path, seed
+):
+    """Open, occurrences, resolve, occurrences again (a new incident), on keys interleaved:
+    the occurrences before a resolve are written before it, those after open anew."""
+    rng = random.Random(seed)
+    plan = [(rng.choice("ab"), rng.random() < 0.2, f"s{n}") for n in range(80)]
+
+    def store_all(ctx: WorkflowContext) -> list[str]:
+        payloads = [{"key": k, "resolve": r, "summary": s} for k, r, s in plan]
+        return [store_event(ctx, "github", "grouped", body) for body in payloads]
+
+    def opened(ctx: WorkflowContext) -> WorkflowContext:
+        # Both keys live before the batch, as in a burst on incidents already open.
+        for key in "ab":
+            body = {"key": key, "resolve": False, "summary": "first"}
+            route_events(ctx, [store_event(ctx, "github", "grouped", body)], GROUPED)
+        return ctx
+
+    batched = opened(any_ctx)
+    route_events(batched, store_all(batched), GROUPED)
+    alone = context_for(make_settings(f"sqlite:///{tmp_path}/alone.db"))
+    tmp_path.joinpath("alone.db").write_bytes(sqlite_template.read_bytes())
+    for event_id in store_all(opened(alone)):
+        route_events(alone, [event_id], GROUPED)
+
+    assert outcome(batched) == outcome(alone)
+    assert len(outcome(batched)) > 2  # resolves happened between occurrences
