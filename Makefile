@@ -77,4 +77,4 @@ bench-drain: install
 	$(BIN)/python tests/bench/drain.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) hub.db hub.db-wal hub.db-shm hub.db-lock
+	rm -rf $(VENV) hub.db hub.db-wal hub.db-shm hub.db-lock hub.db-wait

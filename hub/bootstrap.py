@@ -24,7 +24,7 @@ from hub.ingest.meter import IngressMeter
 from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
 from hub.ingest.rejections import RejectionLog
 from hub.ratelimits.inbound import RateLimits
-from hub.runtime.db import checkpointer, is_sqlite
+from hub.runtime.db import checkpointer, is_sqlite, prioritise_writes
 from hub.runtime.queue import Enqueuer
 from hub.web.app import Service, build_api
 
@@ -46,6 +46,7 @@ def create_app_from(container: Container) -> ASGIApp:
     )
     services: list[Service] = [sweeper]
     if is_sqlite(settings.database_url):
+        prioritise_writes(container.engine)
         services.append(checkpointer(container.engine))
     # Events are stored as `queued`, since the hand-off follows the commit at once; only a
     # failed hand-off writes again, to bring them back within seconds (store.requeue_soon).

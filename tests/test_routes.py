@@ -11,10 +11,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy import event as sa_event
 from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
+from hub.events import routed_kinds
 from hub.events.batch_insert import BatchInsert, InsertPlan
 from hub.events.models import Status, utcnow
 from hub.events.routed_kinds import RouteTable, catch_up, publish, routes
@@ -124,6 +126,27 @@ def test_a_newly_routed_kind_takes_back_what_an_older_api_ignored_once(engine):
     again = _store(engine, "stripe:payout.failed", routed=False)
     assert catch_up(engine, timedelta(0)) == 0
     assert rows(engine)[again] == ("ignored", 0)
+
+
+def test_the_catch_up_walks_a_long_history_in_short_transactions(engine, monkeypatch):
+    """Many chunks (here of 3 events) and events of several kinds interleaved: every event
+    of the new kinds is taken back, whichever chunk it falls in, and nothing else."""
+    monkeypatch.setattr(routed_kinds, "CATCH_UP_CHUNK", 3)
+    commits: list[int] = []
+    sa_event.listen(engine, "commit", lambda _conn: commits.append(1))
+    publish(engine, ["github:ping"])
+    catch_up(engine, timedelta(0))
+    kinds = ["stripe:payout.failed", "stripe:customer.updated", "github:check_run.completed"]
+    slipped = {k: [_store(engine, k, routed=False) for _ in range(5)] for k in kinds}
+    publish(engine, ["github:ping", kinds[0], kinds[2]])
+    commits.clear()
+
+    assert catch_up(engine, timedelta(0)) == 10
+    found = rows(engine)
+    assert {found[e] for e in slipped[kinds[0]] + slipped[kinds[2]]} == {("received", 0)}
+    assert {found[e] for e in slipped[kinds[1]]} == {("ignored", 0)}
+    assert len(commits) >= 15 // 3  # one short transaction per chunk, not one for all
+    assert catch_up(engine, timedelta(0)) == 0
 
 
 @pytest.fixture

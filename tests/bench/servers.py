@@ -132,9 +132,12 @@ def by_status(mode: str, db: str) -> dict[str, int]:
 
 
 def active(mode: str, db: str) -> int:
-    """Events still received, queued or processing."""
+    """Events still received, queued or processing, and Slack/GitHub calls still owed: the
+    workers are busy until both are done (and would slow the bare route's next round)."""
     counts = by_status(mode, db)
-    return sum(counts.get(s, 0) for s in ACTIVE)
+    sql = "SELECT count(*) FROM effects WHERE status IN ('pending', 'attempting')"
+    owed = int(query(mode, db, sql)[0][0])
+    return sum(counts.get(s, 0) for s in ACTIVE) + owed
 
 
 def serve_cmd(kind: str, port: int) -> list[str]:
