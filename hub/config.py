@@ -113,9 +113,11 @@ class Settings(BaseSettings):
     embedded_workers: Literal["process", "thread"] = "process"
     # Workers run this much "nicer" than the API where they share cores: answering senders
     # comes first, and the backlog drains in the API's idle time. 0 turns it off. Measured
-    # with `make bench` (API and worker on one core): at 5 the API's p99 was 35-43 ms, at 10
-    # 15-18 ms, with the backlog still drained during the load.
-    worker_nice: int = 10
+    # with `make bench`, the embedded worker process on the API's core, 20% of events running
+    # workflows: at 10 the API answered 0.86x the bare route's rate, p99 18.5 ms; at 15
+    # 0.97x, 16.0 ms; at 19 0.99-1.02x, 13.5-16.3 ms, and the backlog (7,000 events) drained
+    # 2.8 s after the load stopped. Under a load that never lets up, the backlog waits.
+    worker_nice: int = 19
     # An event stuck in `processing` longer than this is taken back by the sweeper: a worker
     # that died mid-event must not wait for Dramatiq's 60 s heartbeat plus a random pass.
     processing_lease_s: float = 30.0
