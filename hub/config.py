@@ -112,12 +112,15 @@ class Settings(BaseSettings):
     # threads of the API process ("thread": one process, for tests and debugging).
     embedded_workers: Literal["process", "thread"] = "process"
     # Workers run this much "nicer" than the API where they share cores: answering senders
-    # comes first, and the backlog drains in the API's idle time. 0 turns it off. Measured
-    # with `make bench`, the embedded worker process on the API's core, 20% of events running
-    # workflows: at 10 the API answered 0.86x the bare route's rate, p99 18.5 ms; at 15
-    # 0.97x, 16.0 ms; at 19 0.99-1.02x, 13.5-16.3 ms, and the backlog (7,000 events) drained
-    # 2.8 s after the load stopped. Under a load that never lets up, the backlog waits.
-    worker_nice: int = 19
+    # comes first, and the backlog drains in the API's idle time. 0 turns it off. Unset: 19
+    # for the embedded hub's worker process, which always shares the API's core, and 10 for
+    # worker threads and `hub worker` processes, which may share cores with other busy work
+    # (at 19 they starved under the test suite's load). Measured with `make bench`, the
+    # embedded worker process on the API's core and 20% of events running workflows: at 10
+    # the API answered 0.86x the bare route's rate, p99 18.5 ms; at 15 0.97x, 16.0 ms; at 19
+    # 0.92-1.02x, 13.5-18.2 ms, and the backlog (7,000 events) drained within 3 s of the
+    # load stopping. Under a load that never lets up, the backlog waits.
+    worker_nice: int | None = None
     # An event stuck in `processing` longer than this is taken back by the sweeper: a worker
     # that died mid-event must not wait for Dramatiq's 60 s heartbeat plus a random pass.
     processing_lease_s: float = 30.0
@@ -177,6 +180,12 @@ class Settings(BaseSettings):
     def tracks_github(self) -> bool:
         """Incidents get a GitHub tracking issue: a token and a repository are both set."""
         return self.github_token is not None and bool(self.github_incident_repo)
+
+    def nice(self, *, embedded_process: bool = False) -> int:
+        """HUB_WORKER_NICE, or its default for where the workers run (see worker_nice)."""
+        if self.worker_nice is not None:
+            return self.worker_nice
+        return 19 if embedded_process else 10
 
     def webhook_secrets(self) -> dict[str, list[str]]:
         """Provider name -> its secrets; a provider with none is not mounted."""

@@ -81,8 +81,8 @@ def start_worker(
     )
     container.metrics.counters.start()
     declare_actors(container.broker, ctx)
-    if nice_threads and container.settings.worker_nice:
-        container.broker.add_middleware(LowerPriority(container.settings.worker_nice))
+    if nice_threads and (nice := container.settings.nice()):
+        container.broker.add_middleware(LowerPriority(nice))
     worker = dramatiq.Worker(container.broker, worker_threads=threads, worker_timeout=POLL_MS)
     worker.start()
     return worker
@@ -206,9 +206,8 @@ def _embedded_child(
     count of unfinished messages (so the API can tell when its workers are idle)."""
     stopping = _stop_on_signals()
     with contextlib.suppress(OSError):  # the whole process: every thread it will start
-        os.setpriority(
-            os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + settings.worker_nice
-        )
+        nicer = os.getpriority(os.PRIO_PROCESS, 0) + settings.nice(embedded_process=True)
+        os.setpriority(os.PRIO_PROCESS, 0, nicer)
     configure_logging(settings)
     parent = os.getppid()
     container = build(settings, waiting=SharedWaiting(waiting))

@@ -39,7 +39,7 @@ from tests.signing import github_request, slack_request, stripe_request
 ACTIVE = {"received", "queued", "processing"}
 SETTLED = {"processed", "ignored"}
 # However busy the machine, a recovery still progressing after this long has failed.
-MAX_SETTLE_S = 150.0
+MAX_SETTLE_S = 120.0
 incidents_table = Incident.__table__  # type: ignore[attr-defined]
 
 

@@ -39,7 +39,9 @@ from tests.faults_support import (
 )
 from tests.proxy import Proxy
 
-pytestmark = [pytest.mark.services, pytest.mark.faults]
+# Longer than the suite's 120 s: the stream (up to 31 s of faults), then each settle stage
+# may take up to MAX_SETTLE_S while it keeps progressing (tests/faults_support.py).
+pytestmark = [pytest.mark.services, pytest.mark.faults, pytest.mark.timeout(300)]
 
 RATE = 50.0
 STREAM_S = 10.0
