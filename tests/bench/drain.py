@@ -127,7 +127,7 @@ def store(settings: Settings, n: int, mix: str, keys: int) -> list[str]:
 def timed(settings: Settings, cmd: list[str], n: int, label: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {"HUB_DATABASE_URL": settings.database_url}
-    env |= {k: v for k, v in os.environ.items() if k == "HUB_WORKER_THREADS"}
+    env |= {k: v for k, v in os.environ.items() if k in ("HUB_WORKER_THREADS", "HUB_WORKER_NICE")}
     if settings.redis_url:
         env["HUB_REDIS_URL"] = settings.redis_url
     started = time.monotonic()
