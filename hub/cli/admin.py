@@ -163,8 +163,9 @@ def replay(args: argparse.Namespace) -> int:
     result = replayer.replay_matching(_filters(args), _actor(), dry_run=args.dry_run)
     if args.json:  # the API's answer; follow with GET /admin/replays/{replay_id}
         from hub.cli import json_out
+        from hub.web.admin_schemas import replay_out
 
-        json_out.emit(json_out.replay(result))
+        json_out.emit(replay_out(result))
         return 0
     if args.dry_run:
         print(f"{result.matched} events match; nothing replayed (dry run)")

@@ -18,7 +18,6 @@ from hub.web.admin_schemas import (
     AuditOut,
     IncidentDetailOut,
     IncidentOut,
-    ReplayOut,
     TokenOut,
     incident_detail_out,
     incident_out,
@@ -28,7 +27,6 @@ from hub.web.schemas import AttemptOut, EventDetail, EventSummary, Stats
 
 if TYPE_CHECKING:
     from hub.admin.audit import AuditRow
-    from hub.admin.replay import BulkReplay
     from hub.admin.tokens import TokenInfo
     from hub.events.queries import Counts, EventRow, StoredEvent
     from hub.incidents.queries import IncidentDetail, IncidentRow
@@ -79,13 +77,3 @@ def token(info: TokenInfo) -> TokenOut:
 
 def stats(counts: Counts) -> Stats:
     return Stats(by_status=counts.by_status, by_provider=counts.by_provider)
-
-
-def replay(result: BulkReplay) -> ReplayOut:
-    return ReplayOut(
-        matched=result.matched,
-        replayed=result.replayed,
-        skipped=result.skipped,
-        replay_id=result.replay_id,
-        paced_until=result.paced_until,
-    )

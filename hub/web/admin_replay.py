@@ -7,7 +7,13 @@ from fastapi import APIRouter, Depends, Response
 from hub.admin.replay import Replayer
 from hub.admin.tokens import Scope
 from hub.events.queries import EventFilter
-from hub.web.admin_schemas import ReplayOneOut, ReplayOut, ReplayProgressOut, ReplayRequest
+from hub.web.admin_schemas import (
+    ReplayOneOut,
+    ReplayOut,
+    ReplayProgressOut,
+    ReplayRequest,
+    replay_out,
+)
 from hub.web.auth import Admin, AdminAuth
 from hub.web.common import INVALID, admin_router, errors
 from hub.web.schemas import ApiError
@@ -58,13 +64,7 @@ def router(auth: AdminAuth, replayer: Replayer) -> APIRouter:
         result = replayer.replay_matching(filters, admin.actor, dry_run=request.dry_run)
         if not request.dry_run:
             response.status_code = 202
-        return ReplayOut(
-            matched=result.matched,
-            replayed=result.replayed,
-            skipped=result.skipped,
-            replay_id=result.replay_id,
-            paced_until=result.paced_until,
-        )
+        return replay_out(result)
 
     @api.get(
         "/replays/{replay_id}",

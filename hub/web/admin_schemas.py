@@ -13,6 +13,7 @@ from hub.events.queries import MAX_LIMIT
 from hub.web.schemas import IsoDateTime, UTCDateTime
 
 if TYPE_CHECKING:
+    from hub.admin.replay import BulkReplay
     from hub.admin.tokens import TokenInfo
     from hub.incidents.queries import IncidentDetail, IncidentRow
 
@@ -245,4 +246,15 @@ def token_out(info: TokenInfo) -> TokenOut:
         created_by=info.created_by,
         last_used_at=info.last_used_at,
         revoked_at=info.revoked_at,
+    )
+
+
+def replay_out(result: BulkReplay) -> ReplayOut:
+    """A bulk replay's answer, as the API and `hub replay --json` give it."""
+    return ReplayOut(
+        matched=result.matched,
+        replayed=result.replayed,
+        skipped=result.skipped,
+        replay_id=result.replay_id,
+        paced_until=result.paced_until,
     )
