@@ -12,6 +12,7 @@ from hub.config import Settings
 from hub.events.store import EventStore
 from hub.observability.worker_metrics import WorkerMetrics
 from hub.ratelimits.outbound import Limits, LocalLimits
+from hub.rules.state import BUILTIN, RuleSet, RulesInForce
 from hub.runtime.queue import EventQueue
 
 if TYPE_CHECKING:  # only the type: the SDKs load where clients are built (hub.container)
@@ -33,6 +34,13 @@ class WorkflowContext:
     # None: no HUB_STRIPE_API_KEY. Stripe workflows then decide from the event alone.
     stripe: StripeReader | None = None
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    # None: no rules file machinery (tests of single workflows): the built-in catalogue.
+    rules: RulesInForce | None = None
+
+    @property
+    def ruleset(self) -> RuleSet:
+        """The rules in force now: read once per batch, since a reload swaps them whole."""
+        return self.rules.current if self.rules is not None else BUILTIN
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Ran:
 
     outcome: str
     detail: str
+    rule: str | None = None  # the routing rule behind it (`suppressed`)
 
 
 # Workflows take an event id, never a payload: what they read is what was stored. None: ran.

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from handlers.context import Ran, Workflow, WorkflowContext
-from handlers.routing_table import Routes
+from handlers.routing_table import Routes, RoutesWithRules
 from handlers.triggers.apply import OCCURRENCE
 from handlers.triggers.batch import apply_triggers
 from handlers.triggers.model import Trigger
+from handlers.triggers.ruled import active_silences, judged
 from handlers.triggers.workflow import TriggerWorkflow, load_payloads, ran_for
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, Claimed
@@ -22,13 +23,19 @@ log = logging.getLogger(__name__)
 
 
 def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes) -> None:
-    # The claim marks every event of a kind without workflows `ignored` on the way.
-    claimed = ctx.store.claim(event_ids, [f"{p}:{t}" for p, t in routes])
-    batch = [e for e in claimed if _batchable(routes.get((e.provider, e.type), ()))]
-    runs = _run_batch(ctx, batch, routes) if batch else {}
+    table = RoutesWithRules(routes, ctx.ruleset)
+    # The claim marks every event of a kind without workflows `ignored` on the way (all of
+    # them only with exact kinds: a rule's glob is decided here, below).
+    claimed = ctx.store.claim(event_ids, table.exact_kinds())
+    unrouted = [e.id for e in claimed if not table.get(e.provider, e.type)]
+    if unrouted:
+        ctx.store.settle(unrouted, Status.IGNORED)
+        claimed = [e for e in claimed if e.id not in set(unrouted)]
+    batch = [e for e in claimed if _batchable(table.get(e.provider, e.type))]
+    runs = _run_batch(ctx, batch, table) if batch else {}
     for event in claimed:
         if event.id not in runs:
-            workflows = routes.get((event.provider, event.type), ())
+            workflows = table.get(event.provider, event.type)
             runs[event.id] = [_run(ctx, event.id, wf) for wf in workflows]
     done: list[str] = []
     records: list[tuple[str, AttemptRecord]] = []
@@ -50,20 +57,24 @@ def _batchable(workflows: Sequence[Workflow]) -> bool:
 
 
 def _run_batch(
-    ctx: WorkflowContext, claimed: Sequence[Claimed], routes: Routes
+    ctx: WorkflowContext, claimed: Sequence[Claimed], table: RoutesWithRules
 ) -> dict[str, list[AttemptRecord]]:
     """Trigger workflows for many events: payloads read in one query, each decided on its
-    own, then every change applied in one transaction (handlers/triggers/batch.py)."""
+    own (the catalogue, then the rules), then every change applied in one transaction
+    (handlers/triggers/batch.py)."""
     payloads = load_payloads(ctx, [e.id for e in claimed])
     runs: dict[str, list[AttemptRecord]] = {e.id: [] for e in claimed}
     decided: list[tuple[str, str, datetime, Trigger]] = []
+    held = active_silences(ctx)
     for event in claimed:
-        for workflow in routes[(event.provider, event.type)]:
+        for workflow in table.get(event.provider, event.type):
             assert isinstance(workflow, TriggerWorkflow)
             name, started = _name(workflow), utcnow()
+            payload, kind = payloads[event.id], (event.provider, event.type)
             with bind(event_id=event.id, workflow=name):
                 try:
-                    decision = workflow.decide(ctx, event.id, payloads[event.id])
+                    decision = workflow.decide(ctx, event.id, payload)
+                    decision = judged(ctx, table.rules, kind, payload, decision, held=held)
                 except Exception as exc:
                     runs[event.id].append(_failed(ctx, name, started, event.id, exc))
                     continue
@@ -73,17 +84,19 @@ def _run_batch(
                 runs[event.id].append(_ran(ctx, name, started, event.id, decision))
     outcomes = apply_triggers(ctx, [(event_id, trigger) for event_id, _, _, trigger in decided])
     debug = log.isEnabledFor(logging.DEBUG)
-    for (event_id, name, started, _), outcome in zip(decided, outcomes, strict=True):
+    for (event_id, name, started, trigger), outcome in zip(decided, outcomes, strict=True):
+        rule = trigger.route.rule if trigger.route is not None else None
         if not isinstance(outcome, Exception) and outcome.message == OCCURRENCE and not debug:
             # No line to write (an occurrence is one at DEBUG): no ids to bind for it.
-            runs[event_id].append(_ran(ctx, name, started, event_id, None, quiet=True))
+            ran = _ran(ctx, name, started, event_id, None, quiet=True, rule=rule)
+            runs[event_id].append(ran)
             continue
         with bind(event_id=event_id, workflow=name):
             if isinstance(outcome, Exception):
-                runs[event_id].append(_failed(ctx, name, started, event_id, outcome))
+                runs[event_id].append(_failed(ctx, name, started, event_id, outcome, rule=rule))
             else:
                 quiet = outcome.message == OCCURRENCE
-                ran = _ran(ctx, name, started, event_id, ran_for(outcome), quiet=quiet)
+                ran = _ran(ctx, name, started, event_id, ran_for(outcome), quiet=quiet, rule=rule)
                 runs[event_id].append(ran)
     return runs
 
@@ -104,13 +117,19 @@ def _run(ctx: WorkflowContext, event_id: str, workflow: Workflow) -> AttemptReco
 
 
 def _failed(
-    ctx: WorkflowContext, name: str, started: datetime, event_id: str, exc: Exception
+    ctx: WorkflowContext,
+    name: str,
+    started: datetime,
+    event_id: str,
+    exc: Exception,
+    *,
+    rule: str | None = None,
 ) -> AttemptRecord:
     log.warning("workflow %s failed for %s: %s", name, event_id, exc)
     ctx.metrics.attempt(name, ok=False)
     error = f"{type(exc).__name__}: {exc}"
     trace = "".join(traceback.format_exception(exc))
-    return AttemptRecord(name, started, utcnow(), "error", error, trace)
+    return AttemptRecord(name, started, utcnow(), "error", error, trace, rule=rule)
 
 
 def _ran(
@@ -121,6 +140,7 @@ def _ran(
     ran: Ran | None,
     *,
     quiet: bool = False,
+    rule: str | None = None,
 ) -> AttemptRecord:
     """`quiet`: a line at DEBUG, not INFO (an occurrence: a burst is thousands of them, and
     the batch says how many in one line)."""
@@ -130,8 +150,9 @@ def _ran(
         log.log(logging.DEBUG if quiet else logging.INFO, "workflow %s ran for %s", name, event_id)
     ctx.metrics.attempt(name, ok=True)
     if ran is not None:
-        return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail)
-    return AttemptRecord(name, started, utcnow(), "ok")
+        rule = ran.rule or rule
+        return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail, rule=rule)
+    return AttemptRecord(name, started, utcnow(), "ok", rule=rule)
 
 
 def _fail_or_retry(

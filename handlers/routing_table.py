@@ -5,13 +5,18 @@ function (payload in, decision out) becomes a workflow through `incident_workflo
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import re
 from collections.abc import Mapping
 
 from handlers import billing, chatops, delivery, security, system
 from handlers.context import Workflow
 from handlers.triggers.current import confirmed as now
 from handlers.triggers.current import fetched as thin
+from handlers.triggers.ruled import RULES_ONLY
 from handlers.triggers.workflow import incident_workflow as on
+from hub.rules.state import RuleSet
 
 Routes = Mapping[tuple[str, str], tuple[Workflow, ...]]
 
@@ -82,3 +87,34 @@ ROUTES: Routes = {
     # The hub's own connections
     ("github", "ping"): (system.acknowledge_ping,),
 }
+
+
+class RoutesWithRules:
+    """The table above, plus the kinds only routing rules handle (an `incident` rule's match
+    or `resolve_when`), which run RULES_ONLY: the rules decide those alone."""
+
+    def __init__(self, routes: Routes, rules: RuleSet) -> None:
+        self.routes, self.rules = routes, rules
+        self._exact, self._patterns = _rule_kinds(tuple(rules.kinds()))
+
+    def get(self, provider: str, type_: str) -> tuple[Workflow, ...]:
+        found = self.routes.get((provider, type_))
+        if found:
+            return found
+        kind = f"{provider}:{type_}"
+        if kind in self._exact or any(p.match(kind) for p in self._patterns):
+            return (RULES_ONLY,)
+        return ()
+
+    def exact_kinds(self) -> list[str] | None:
+        """Every routed kind, for the claim to mark the rest `ignored`; None when a rule's
+        glob makes the set open-ended (then the router decides each event)."""
+        if self._patterns:
+            return None
+        return [f"{p}:{t}" for p, t in self.routes] + sorted(self._exact)
+
+
+@functools.lru_cache(maxsize=8)
+def _rule_kinds(kinds: tuple[str, ...]) -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
+    globbed = tuple(re.compile(fnmatch.translate(k)) for k in kinds if any(c in k for c in "*?"))
+    return frozenset(k for k in kinds if not any(c in k for c in "*?")), globbed

@@ -24,6 +24,8 @@ from hub.ingest.meter import IngressMeter
 from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
 from hub.ingest.rejections import RejectionLog
 from hub.ratelimits.inbound import RateLimits
+from hub.rules.preview import Catalogue
+from hub.rules.state import RulesInForce
 from hub.runtime.db import checkpointer, is_sqlite, prioritise_writes
 from hub.runtime.queue import Enqueuer
 from hub.web.app import Service, build_api
@@ -44,7 +46,10 @@ def create_app_from(container: Container) -> ASGIApp:
     sweeper = Sweeper(
         store, container.events, settings.sweep_interval_s, recover=container.embedded
     )
-    services: list[Service] = [sweeper]
+    # Rules first: a bad file refuses to start (RulesError); a reload is watched for after.
+    container.rules.load_at_start()
+    container.catalogue = workflows_catalogue
+    services: list[Service] = [RulesWatch(container.rules), sweeper]
     if is_sqlite(settings.database_url):
         prioritise_writes(container.engine)
         services.append(checkpointer(container.engine))
@@ -82,6 +87,28 @@ def create_app_from(container: Container) -> ASGIApp:
     if not _admin_tokens_exist(container):
         log.warning("HUB_ADMIN_TOKENS is not set: the admin API refuses every request")
     return with_ingress(api, ingress)
+
+
+def workflows_catalogue() -> Catalogue:
+    """The workflows' own decisions, imported when a preview first asks (never on the
+    webhook path: the API does not run workflows)."""
+    from handlers.triggers.offline import catalogue_decision
+
+    return catalogue_decision
+
+
+class RulesWatch:
+    """This process follows reloads asked of any process, and SIGHUP asks one."""
+
+    def __init__(self, rules: RulesInForce) -> None:
+        self._rules = rules
+
+    def start(self) -> None:
+        self._rules.reload_on_sighup()
+        self._rules.start()
+
+    def stop(self) -> None:
+        self._rules.stop()
 
 
 def _embedded_workers(container: Container) -> list[Service]:

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     retain_failed_days: float = 90.0
     retention_interval_s: float = 3600.0  # 0: no periodic job (`hub retention run` only)
 
+    # Routing rules (hub/rules/, deploy/rules.example.yaml): a YAML file deciding what
+    # becomes an incident and where it goes. Unset: the built-in catalogue alone. Its
+    # `defaults` take precedence over HUB_SLACK_INCIDENT_CHANNEL and HUB_GITHUB_INCIDENT_REPO.
+    # Every process checks for a reload asked of any of them this often.
+    rules_file: str | None = None
+    rules_poll_s: float = 2.0
+
     # Incidents. Open and unacknowledged this long: one escalation (a thread mention).
     escalate_after_s: float = 900.0
     slack_oncall: str | None = None  # e.g. <!subteam^S123> or <@U123>; unset: no mention
@@ -178,8 +185,9 @@ class Settings(BaseSettings):
 
     @property
     def tracks_github(self) -> bool:
-        """Incidents get a GitHub tracking issue: a token and a repository are both set."""
-        return self.github_token is not None and bool(self.github_incident_repo)
+        """A token is set: incidents get tracking issues in their repository (the one routing
+        rules name, else HUB_GITHUB_INCIDENT_REPO); an incident with neither gets none."""
+        return self.github_token is not None
 
     def nice(self, *, embedded_process: bool = False) -> int:
         """HUB_WORKER_NICE, or its default for where the workers run (see worker_nice)."""

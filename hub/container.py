@@ -3,8 +3,9 @@ app; worker processes and the CLI use it directly."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from sqlalchemy import Engine
@@ -13,6 +14,8 @@ from hub.config import Settings
 from hub.events.store import EventStore, Timing
 from hub.observability.metrics import Metrics, build_metrics
 from hub.ratelimits.outbound import Limits, build_limits
+from hub.rules.preview import Catalogue
+from hub.rules.state import RulesInForce
 from hub.runtime.db import make_engine
 from hub.runtime.queue import EventQueue, Waiting, build_broker
 from integrations.base import Endpoint
@@ -34,11 +37,19 @@ class Container:
     endpoints: dict[str, Endpoint]
     limits: Limits
     metrics: Metrics
+    rules: RulesInForce
+    # The catalogue's offline decisions, for `hub rules test` and /admin/rules/test: the
+    # composition root gives the workflows' (hub.bootstrap); this layer may not import them.
+    catalogue: Callable[[], Catalogue] = lambda: _nothing_raised
 
     @property
     def embedded(self) -> bool:
         """No broker configured: the workers run inside the API process."""
         return not self.settings.redis_url
+
+
+def _nothing_raised(_provider: str, _type: str, _payload: Mapping[str, Any]) -> None:
+    return None
 
 
 def build(settings: Settings | None = None, *, waiting: Waiting | None = None) -> Container:
@@ -62,7 +73,12 @@ def build(settings: Settings | None = None, *, waiting: Waiting | None = None) -
         endpoints=build_endpoints(settings.webhook_secrets(), settings.signature_tolerance_s),
         limits=build_limits(settings.redis_url, settings.redis_namespace),
         metrics=build_metrics(settings, engine, events),
+        rules=RulesInForce(settings.rules_file, engine, settings.rules_poll_s),
     )
+
+
+# A placeholder, never requested: the client is lazy, and no incident is given this repo.
+UNSET_REPO = "-/-"
 
 
 @dataclass(frozen=True)
@@ -82,11 +98,12 @@ def outbound_clients(settings: Settings) -> Outbound:
     if settings.slack_bot_token is not None:
         slack = SlackClient(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     github = None
-    if settings.github_token is not None and settings.github_incident_repo:
+    if settings.github_token is not None:
+        # The default repository may be unset: the rules name the repositories then.
         github = IssueTracker(
             settings.github_token.get_secret_value(),
             settings.github_api_url,
-            settings.github_incident_repo,
+            settings.github_incident_repo or UNSET_REPO,
         )
     return Outbound(slack, github, stripe_reader(settings))
 

@@ -27,6 +27,7 @@ from hub.container import Container, build, outbound_clients
 from hub.events.routed_kinds import Publisher, kind
 from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.observability.worker_metrics import LocalCounters, WorkerMetrics
+from hub.rules.state import RuleSet
 from hub.runtime.logs import configure_logging
 from hub.runtime.periodic import Periodic
 from hub.runtime.pipe_broker import PipeBroker, SharedWaiting, read_frames, write_frames
@@ -68,6 +69,8 @@ def start_worker(
     from handlers.context import WorkflowContext
 
     clients = outbound_clients(container.settings)
+    container.rules.load_at_start()
+    container.rules.start()
     ctx = WorkflowContext(
         settings=container.settings,
         engine=container.engine,
@@ -78,6 +81,7 @@ def start_worker(
         github=clients.github,
         stripe=clients.stripe,
         metrics=WorkerMetrics(container.metrics.counters),
+        rules=container.rules,
     )
     container.metrics.counters.start()
     declare_actors(container.broker, ctx)
@@ -89,11 +93,20 @@ def start_worker(
 
 
 def publish_routes(container: Container) -> Publisher:
-    """Tell the API which kinds this worker's routing table wants (hub/events/routed_kinds.py)."""
+    """Tell the API which kinds this worker's routing table wants (hub/events/routed_kinds.py),
+    with those only the routing rules route, again whenever a reload adds some."""
     from handlers.routing_table import ROUTES
 
+    settings = container.settings
     kinds = [kind(provider, type_) for provider, type_ in ROUTES]
-    publisher = Publisher(container.engine, kinds, container.settings.routes_refresh_s)
+    kinds += container.rules.current.kinds()
+    publisher = Publisher(container.engine, kinds, settings.routes_refresh_s)
+
+    def republish(new: RuleSet) -> None:
+        # Its thread idles once the catch-up is done; reloads are rare.
+        Publisher(container.engine, new.kinds(), settings.routes_refresh_s).start()
+
+    container.rules.on_change(republish)
     publisher.start()
     return publisher
 
@@ -286,6 +299,9 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     ctx = multiprocessing.get_context("spawn")
     children = [_spawn(ctx, threads) for _ in range(processes)]
     container = build(settings)
+    # SIGHUP here reloads the rules for every process (the children follow the database).
+    container.rules.load_at_start()
+    container.rules.reload_on_sighup()
     sweeper = Sweeper(container.store, container.events, settings.sweep_interval_s)
     sweeper.start()
     clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)

@@ -10,6 +10,7 @@ making it again."""
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +50,9 @@ class RepoAccess:
 
 
 class IssueTracker:
+    """Issues in one repository; `for_repo` gives the same client for another one (routing
+    rules send incidents to their team's repository)."""
+
     def __init__(self, token: str, base_url: str, repo: str, timeout: float = 10.0) -> None:
         # lazy (on the client: `get_repo(..., lazy=True)` is deprecated in PyGithub 2.10):
         # repository and issue objects are built without a GET, so each method makes exactly
@@ -66,6 +70,16 @@ class IssueTracker:
         self._repo = self._gh.get_repo(repo)
         self._name = repo
         self._web = _web_root(base_url)
+        self._others: dict[str, IssueTracker] = {repo: self}
+
+    def for_repo(self, repo: str) -> IssueTracker:
+        """This client for `repo` (built once, without a request: the client is lazy)."""
+        found = self._others.get(repo)
+        if found is None:
+            found = copy.copy(self)
+            found._repo, found._name = self._gh.get_repo(repo), repo
+            self._others[repo] = found  # shared: every copy sees the same cache
+        return found
 
     def access(self) -> RepoAccess:
         """One GET of the repository: issues enabled, archived, the token's permissions."""

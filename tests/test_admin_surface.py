@@ -221,6 +221,12 @@ def test_the_openapi_lists_every_admin_route_with_its_models(client):
         ("get", "/admin/tokens"): "TokenList",
         ("post", "/admin/tokens"): "TokenCreated",
         ("post", "/admin/retention/run"): "RetentionOut",
+        ("get", "/admin/rules"): "RulesOut",
+        ("post", "/admin/rules/reload"): "RulesOut",
+        ("post", "/admin/rules/test"): "RulesTestOut",
+        ("get", "/admin/silences"): "SilenceList",
+        ("post", "/admin/silences"): "SilenceOut",
+        ("delete", "/admin/silences/{silence_id}"): "SilenceOut",
     }
     for (method, path), model in expected.items():
         operation = spec["paths"][path][method]

@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from handlers.context import WorkflowContext
 from hub.events.models import as_utc
 from integrations.outbound import Permanent, RateLimited
 from integrations.slack_messages import IncidentView, incident_message, thread_note
+
+if TYPE_CHECKING:
+    from integrations.github_api import IssueTracker
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,26 @@ def _called(
         raise
 
 
+def tracker_for(ctx: WorkflowContext, incident: Any) -> IssueTracker | None:
+    """The incident's repository (fixed when it opened), else the configured default: None
+    when there is no token or no repository (then it has no tracking issue)."""
+    repo = incident.github_repo or ctx.settings.github_incident_repo
+    if ctx.github is None or not repo:
+        return None
+    return ctx.github.for_repo(repo)
+
+
+def channels_of(ctx: WorkflowContext, incident: Any) -> list[str]:
+    """The incident's Slack channels by configured name; the first holds its message. An
+    incident opened before routing rules has none stored: the configured channel."""
+    return list(incident.channels or ()) or [ctx.settings.slack_incident_channel]
+
+
 def view_of(ctx: WorkflowContext, incident: Any) -> IncidentView:
     issue_url = None
-    if ctx.github is not None and incident.github_issue:
-        issue_url = ctx.github.issue_url(incident.github_issue)
+    tracker = tracker_for(ctx, incident)
+    if tracker is not None and incident.github_issue:
+        issue_url = tracker.issue_url(incident.github_issue)
     return IncidentView(
         id=incident.id,
         title=incident.title,
@@ -108,15 +127,25 @@ def _update_slot(ctx: WorkflowContext, ts: str) -> Wait | None:
     )
 
 
+def held_back(incident: Any) -> bool:
+    """Opened under a silence and never posted: a resolve before the silence ended leaves
+    nothing to announce, update or reply to."""
+    return bool(incident.silence_id) and not incident.slack_ts
+
+
 def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
-    if incident.slack_ts:
+    """The incident's message in one of its channels (payload `channel`; none: the first)."""
+    extra = (effect.payload or {}).get("channel")
+    if extra is not None:
+        return _post_mirror(ctx, incident, extra, crashed)
+    if incident.slack_ts or (held_back(incident) and incident.status == "resolved"):
         return Done()
     text, blocks = incident_message(view_of(ctx, incident))
+    channel = channels_of(ctx, incident)[0]
     slack = ctx.slack
     if slack is None:
-        log.info("[slack %s] %s", ctx.settings.slack_incident_channel, text)
+        log.info("[slack %s] %s", channel, text)
         return Done()
-    channel = ctx.settings.slack_incident_channel
     marker = f"post:{incident.id}"
     if crashed:
         # Reading history needs the channel's id, where posting takes its name as well.
@@ -135,30 +164,73 @@ def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
     return Done({"slack_channel": posted.channel_id, "slack_ts": posted.ts})
 
 
+def _post_mirror(ctx: WorkflowContext, incident: Any, channel: str, crashed: bool) -> Done | Wait:
+    """The same message in a further channel a rule routed it to (`continue: true`)."""
+    mirrors = list(incident.mirrors or ())
+    if any(m["channel"] == channel for m in mirrors) or held_back(incident):
+        return Done()
+    text, blocks = incident_message(view_of(ctx, incident))
+    slack = ctx.slack
+    if slack is None:
+        log.info("[slack %s] %s", channel, text)
+        return Done()
+    marker = f"post:{incident.id}:{channel}"
+    found = None
+    if crashed:
+        channel_id = slack.channel_id(channel)
+        found = _called(ctx, "slack", "conversations.history", slack.find_posted, channel_id,
+                        marker)  # fmt: skip
+    if found is None:
+        if wait := _post_slot(ctx, channel):
+            return wait
+        found = _called(ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks,
+                        marker=marker)  # fmt: skip
+        _posted(ctx, channel)
+    mirror = {"channel": channel, "channel_id": found.channel_id, "ts": found.ts}
+    return Done({"mirrors": [*mirrors, mirror]})
+
+
 def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    """Every message of the incident shows its state now. chat.update is idempotent, so a
+    wait after some of them only means those are updated again next time."""
     text, blocks = incident_message(view_of(ctx, incident))
     slack = ctx.slack
     if slack is None:
         log.info("[slack update %s] %s", incident.id, text)
         return Done()
     if not incident.slack_ts:
+        if held_back(incident):
+            return Done()
         raise Permanent("the incident has no Slack message to update (its post failed)")
-    if wait := _update_slot(ctx, incident.slack_ts):
-        return wait
-    channel, ts = incident.slack_channel, incident.slack_ts
-    _called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
+    messages = [(incident.slack_channel, incident.slack_ts)]
+    messages += [(m["channel_id"], m["ts"]) for m in incident.mirrors or ()]
+    for channel, ts in messages:
+        if wait := _update_slot(ctx, ts):
+            return wait
+        _called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
     return Done()
 
 
 def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
+    """A line in the thread of the message in the first channel, or (payload `channel`) of
+    the one in a further channel."""
     text, blocks = thread_note(effect.payload["text"])
     slack = ctx.slack
     if slack is None:
         log.info("[slack thread %s] %s", incident.id, text)
         return Done()
     if not incident.slack_ts:
+        if held_back(incident):
+            return Done()
         raise Permanent("the incident has no Slack message to reply to (its post failed)")
-    channel, ts, marker = incident.slack_channel, incident.slack_ts, f"reply:{effect.dedupe}"
+    name = effect.payload.get("channel") or channels_of(ctx, incident)[0]
+    channel, ts = incident.slack_channel, incident.slack_ts
+    if "channel" in effect.payload:
+        mirror = next((m for m in incident.mirrors or () if m["channel"] == name), None)
+        if mirror is None:
+            return Done()  # that channel's post failed (it is dead, and says so)
+        channel, ts = mirror["channel_id"], mirror["ts"]
+    marker = f"reply:{effect.dedupe}"
     if crashed:
         find = slack.find_posted
         found = _called(ctx, "slack", "conversations.replies", find, channel, marker, thread_ts=ts)
@@ -166,13 +238,13 @@ def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: b
             return Done()
     # Paced under the channel's configured name, as the post was: the stored id would be a
     # second key for the same channel, and a reply a moment after the post a 429.
-    if wait := _post_slot(ctx, ctx.settings.slack_incident_channel):
+    if wait := _post_slot(ctx, name):
         return wait
     post = slack.post
     _called(
         ctx, "slack", "chat.postMessage", post, channel, text, blocks, marker=marker, thread_ts=ts
     )
-    _posted(ctx, ctx.settings.slack_incident_channel)
+    _posted(ctx, name)
     return Done()
 
 
@@ -195,8 +267,10 @@ def _github_slot(ctx: WorkflowContext) -> Wait | None:
 
 
 def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
-    tracker = ctx.github
+    tracker = tracker_for(ctx, incident)
     if tracker is None or incident.github_issue:
+        return Done()
+    if held_back(incident) and incident.status == "resolved":
         return Done()
     marker = f"incident:{incident.id}"
     found = _called(ctx, "github", "issues.list", tracker.find, marker) if crashed else None
@@ -218,8 +292,8 @@ def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) 
 def comment_on_issue(
     ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
 ) -> Done | Wait:
-    tracker = ctx.github
-    if tracker is None:
+    tracker = tracker_for(ctx, incident)
+    if tracker is None or (held_back(incident) and not incident.github_issue):
         return Done()
     if not incident.github_issue:
         raise Permanent("the incident has no GitHub issue to comment on (its creation failed)")
@@ -236,7 +310,7 @@ def comment_on_issue(
 
 
 def set_issue_state(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
-    tracker = ctx.github
+    tracker = tracker_for(ctx, incident)
     if tracker is None or not incident.github_issue:
         return Done()
     if wait := _github_slot(ctx):

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
 from handlers.triggers import order
-from handlers.triggers.model import Change, Trigger
+from handlers.triggers.model import Change, Route, Trigger
 from hub.events.ids import new_incident_id
 from hub.events.models import JSONType, as_utc, utcnow
 from hub.incidents import changes as incident_changes
@@ -192,6 +192,8 @@ def _open(
     event_id = cause if event else None
     now = utcnow()
     incident_id = new_incident_id()
+    route = trigger.route or default_route(ctx)
+    silence_id, until = route.silence if route.silence is not None else (None, None)
     conn.execute(
         insert(incidents),
         {
@@ -208,13 +210,34 @@ def _open(
             "last_seen": now,
             "updated_at": now,
             "revision": 0,
+            "channels": list(route.channels),
+            "github_repo": route.repo,
+            "mention": route.mention,
+            "rule": route.rule,
+            "silence_id": silence_id,
+            "silenced_until": until,
         },
     )
     if event_id is not None:
         order.link(conn, incident_id, event_id)
-    record(conn, incident_id, actor=trigger.actor, action="opened", detail=trigger.title,
-           dedupe=cause)  # fmt: skip
-    owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id)
-    if ctx.github is not None:
-        owe(conn, incident_id, "github.issue", f"github.issue:{incident_id}", cause=event_id)
+    detail = trigger.title + (f" (silenced by {silence_id} until {until:%Y-%m-%d %H:%M} UTC)"
+                              if until is not None else "")  # fmt: skip
+    record(conn, incident_id, actor=trigger.actor, action="opened", detail=detail, dedupe=cause)
+    # A silenced incident's announcements wait for the silence to end (hub/rules/silences.py).
+    owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id,
+        not_before=until)  # fmt: skip
+    for channel in route.channels[1:]:
+        owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}:{channel}",
+            payload={"channel": channel}, cause=event_id, not_before=until)  # fmt: skip
+    if ctx.github is not None and route.repo:
+        owe(conn, incident_id, "github.issue", f"github.issue:{incident_id}", cause=event_id,
+            not_before=until)  # fmt: skip
     return Outcome(incident_id, True, IncidentStatus.OPEN, "opened", deliver=True)
+
+
+def default_route(ctx: WorkflowContext) -> Route:
+    """Where an incident goes when no rule says: the rules file's defaults, then settings."""
+    defaults, settings = ctx.ruleset.defaults, ctx.settings
+    channel = defaults.slack_channel or settings.slack_incident_channel
+    repo = defaults.github_repo or settings.github_incident_repo
+    return Route((channel,), repo, settings.slack_oncall, None)

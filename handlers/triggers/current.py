@@ -51,7 +51,7 @@ def confirmed(on_event: Decide, on_state: Decide, object_type: str) -> TriggerWo
             return on_event(event)
         return on_state(_with_object(event, now))
 
-    return TriggerWorkflow(decide, on_event)
+    return TriggerWorkflow(decide, on_event, on_event)
 
 
 def fetched(decide: Decide) -> TriggerWorkflow:
@@ -72,7 +72,7 @@ def fetched(decide: Decide) -> TriggerWorkflow:
             return Ran(UNFETCHED, exc.reason)
         return decide(snapshot_of(thin, obj))
 
-    return TriggerWorkflow(decide_fetched, decide)
+    return TriggerWorkflow(decide_fetched, decide, None)
 
 
 def snapshot_of(thin: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:

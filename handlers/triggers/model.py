@@ -7,6 +7,7 @@ function of the payload makes the catalogue testable without a database or Slack
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -50,7 +51,26 @@ class Trigger:
     # order and more than once, and replays send old events again on purpose. None: the
     # payload carries no order (grouped occurrences), so the change applies as it arrives.
     version: Version | None = None
+    # Where and how it is raised, as the routing rules decided (handlers/triggers/ruled.py);
+    # empty: the defaults. Only used when the change opens an incident.
+    route: Route | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    channels: tuple[str, ...]  # Slack channels by configured name; the first holds the message
+    repo: str | None  # GitHub repository for the tracking issue, None: no issue
+    mention: str | None  # who an escalation pings
+    rule: str | None  # the rules that decided, comma-separated; None: the catalogue alone
+    # Opened under a silence: (its id, when it ends); nothing is posted before then.
+    silence: tuple[str, datetime] | None = None
 
 
 # Compared as a tuple: the first element that differs decides.
 Version = tuple[int, ...]
+
+
+def incident_facts(trigger: Trigger) -> dict[str, str]:
+    """What a routing rule's `where` sees of a decision, as `incident`."""
+    return {"key": trigger.key, "title": trigger.title, "severity": str(trigger.severity),
+            "change": str(trigger.change)}  # fmt: skip

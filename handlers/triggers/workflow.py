@@ -27,8 +27,13 @@ class TriggerWorkflow:
     """A workflow whose work is one incident change. `name` is what attempts and metrics
     show: the deciding function's, as it always was (`handlers.billing.open_...`)."""
 
-    def __init__(self, decide: DecideWith, named_for: Callable[..., object]) -> None:
+    def __init__(
+        self, decide: DecideWith, named_for: Callable[..., object], offline: Decide | None
+    ) -> None:
         self.decide = decide
+        # The decision from the payload alone, with no call out: what `hub rules test`
+        # previews with. None: the event cannot be decided without fetching (a thin event).
+        self.offline = offline
         self.__module__ = named_for.__module__
         self.__qualname__ = named_for.__qualname__
         self.__name__ = named_for.__name__
@@ -68,7 +73,7 @@ def _payloads_sql() -> Any:
 
 def incident_workflow(decide: Decide) -> TriggerWorkflow:
     """A trigger function (payload in, decision out) as a workflow."""
-    return TriggerWorkflow(lambda _ctx, _event_id, payload: decide(payload), decide)
+    return TriggerWorkflow(lambda _ctx, _event_id, payload: decide(payload), decide, decide)
 
 
 def run_trigger(ctx: WorkflowContext, event_id: str, trigger: Trigger | None) -> Ran | None:

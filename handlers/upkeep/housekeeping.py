@@ -32,17 +32,19 @@ def escalate_unacknowledged(ctx: WorkflowContext) -> int:
     now = utcnow()
     cutoff = now - timedelta(seconds=ctx.settings.escalate_after_s)
     due = (
-        select(incidents.c.id, incidents.c.title)
+        select(incidents.c.id, incidents.c.mention)
         .where(
             incidents.c.status == IncidentStatus.OPEN,
             incidents.c.escalated_at.is_(None),
             incidents.c.first_seen < cutoff,
+            # Under a silence nobody was told: the clock starts when the silence ends.
+            incidents.c.silenced_until.is_(None) | (incidents.c.silenced_until < cutoff),
         )
         .limit(100)
     )
     done = []
     with write(ctx.engine) as conn:
-        for incident_id, _title in conn.execute(due).all():
+        for incident_id, routed_mention in conn.execute(due).all():
             # The WHERE makes a concurrent escalation of the same incident a no-op.
             claim = update(incidents).where(
                 incidents.c.id == incident_id, incidents.c.escalated_at.is_(None)
@@ -50,7 +52,8 @@ def escalate_unacknowledged(ctx: WorkflowContext) -> int:
             if not conn.execute(claim.values(escalated_at=now, updated_at=now)).rowcount:
                 continue
             minutes = int(ctx.settings.escalate_after_s // 60)
-            mention = f"{ctx.settings.slack_oncall} " if ctx.settings.slack_oncall else ""
+            who = routed_mention or ctx.settings.slack_oncall  # the rule's, else the default
+            mention = f"{who} " if who else ""
             text = f"{mention}Still unacknowledged after {minutes} min: escalating."
             entry = record(
                 conn,

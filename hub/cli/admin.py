@@ -122,6 +122,7 @@ def events_show(args: argparse.Namespace) -> int:
             ("runs", e.runs),
             ("last error", e.last_error),
             ("redacted", when(e.redacted_at) if e.redacted_at else None),
+            ("decided by", f"rule {stored.decided_by}" if stored.decided_by else "catalogue"),
         ],
         sys.stdout,
     )
@@ -130,9 +131,9 @@ def events_show(args: argparse.Namespace) -> int:
         print(f"  {key}: {value}")
     print("\nattempts:")
     table(
-        ("STARTED (UTC)", "WORKFLOW", "OUTCOME", "ERROR"),
+        ("STARTED (UTC)", "WORKFLOW", "OUTCOME", "RULE", "ERROR"),
         [
-            (when(a.started_at), a.workflow, a.outcome, a.error or a.detail or "")
+            (when(a.started_at), a.workflow, a.outcome, a.rule, a.error or a.detail or "")
             for a in stored.attempts
         ],
         sys.stdout,

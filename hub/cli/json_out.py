@@ -56,6 +56,7 @@ def event_detail(stored: StoredEvent) -> EventDetail:
         body=body,
         body_encoding=encoding,
         attempts=[AttemptOut.model_validate(a, from_attributes=True) for a in stored.attempts],
+        rule=stored.decided_by,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from hub.cli import admin as admin_cli
 from hub.cli import doctor
+from hub.cli import rules as rules_cli
 
 # uvicorn's graceful shutdown: requests in flight get this long to finish (the Kubernetes
 # manifests give the pod more than this plus their preStop sleep).
@@ -114,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(func=_migrate)
     admin_cli.register(sub)
+    rules_cli.register(sub)
     _register_demo(sub)
     doctor.register(sub)
     return p
@@ -137,6 +139,19 @@ def _register_demo(sub: Any) -> None:
     demo.set_defaults(func=_demo)
 
 
+def _require_rules(path: str) -> None:
+    """A server does not start on a rules file it cannot use: exit 2, each error a line."""
+    from hub.rules.document import RulesError
+    from hub.rules.state import read
+
+    try:
+        read(path)
+    except RulesError as exc:
+        for line in exc.errors:
+            print(f"hub: {line}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     from hub.config import load_settings, warn_unknown_settings
@@ -147,10 +162,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings, level=logging.WARNING if quiet else None)
     warn_unknown_settings()
     # The one place a command runs: a check every command must pass goes right above.
-    if args.command not in ("migrate", "demo", "doctor"):  # doctor reports it as a line
+    offline = args.command == "rules" and args.rules_command == "check"  # a file, no database
+    if args.command not in ("migrate", "demo", "doctor") and not offline:  # doctor: a line
         from hub.runtime.schema import require_schema
 
         require_schema(settings)  # or exit 2: no database, or its schema is behind
+    if args.command in LOGGING_COMMANDS and settings.rules_file:
+        _require_rules(settings.rules_file)
     code = args.func(args)
     if isinstance(code, int) and code:
         sys.exit(code)

@@ -91,6 +91,8 @@ class Attempt(SQLModel, table=True):
     traceback: str | None = Field(default=None, sa_type=Text)
     # Why a run changed nothing on purpose: for `stale`, what had superseded the event.
     detail: str | None = Field(default=None, sa_type=Text)
+    # The routing rules that decided this run (comma-separated); None: the catalogue alone.
+    rule: str | None = Field(default=None, max_length=300)
 
 
 class Route(SQLModel, table=True):

@@ -86,6 +86,7 @@ class AttemptRow:
     error: str | None
     traceback: str | None
     detail: str | None
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,11 @@ class StoredEvent:
     headers: dict[str, Any]
     body: bytes
     attempts: list[AttemptRow]
+
+    @property
+    def decided_by(self) -> str | None:
+        """The routing rules behind its latest run (None: the built-in catalogue alone)."""
+        return self.attempts[-1].rule if self.attempts else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,7 @@ _ATTEMPT = (
     attempts.c.error,
     attempts.c.traceback,
     attempts.c.detail,
+    attempts.c.rule,
 )
 
 
@@ -224,6 +231,7 @@ def _attempt(m: Any) -> AttemptRow:
         error=m["error"],
         traceback=m["traceback"],
         detail=m["detail"],
+        rule=m["rule"],
     )
 
 

@@ -14,11 +14,13 @@ must have reloaded (`catch_up`)."""
 
 from __future__ import annotations
 
+import fnmatch
 import logging
+import re
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Integer, Select, Update, bindparam, select, update
+from sqlalchemy import Engine, Integer, Select, Update, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -94,8 +96,9 @@ def _take_back_from(engine: Engine, floor: str, kinds: list[str], now: datetime)
             ids = [str(event_id) for event_id in found.scalars()]
             if not ids:
                 return taken
-            params = {"p_from": ids[0], "p_to": ids[-1], "p_kinds": kinds, "p_now": now}
-            taken += conn.execute(_take_back(), params).rowcount
+            exact = [k for k in kinds if not is_pattern(k)]
+            params = {"p_from": ids[0], "p_to": ids[-1], "p_kinds": exact, "p_now": now}
+            taken += conn.execute(_take_back([k for k in kinds if is_pattern(k)]), params).rowcount
         start, op = ids[-1], ">"
 
 
@@ -111,10 +114,24 @@ def _chunk(op: str) -> Select[tuple[str]]:
     )
 
 
-def _take_back() -> Update:
+def is_pattern(kind: str) -> bool:
+    """A routing rule's glob (`github:check_run.*`), published as it is."""
+    return "*" in kind or "?" in kind
+
+
+def _like(pattern: str) -> str:
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _take_back(patterns: list[str]) -> Update:
     # runs == 0: ignored at ingest. The claim sets runs >= 1, so an event a worker ignored
     # (its kind unrouted then) is left alone. The deadline hands it to the sweeper.
     kind = events.c.provider + ":" + events.c.type
+    wanted = or_(
+        kind.in_(bindparam("p_kinds", expanding=True)),
+        *(kind.like(_like(p), escape="\\") for p in patterns),
+    )
     return (
         update(events)
         .where(
@@ -122,7 +139,7 @@ def _take_back() -> Update:
             events.c.runs == 0,
             events.c.id >= bindparam("p_from"),
             events.c.id <= bindparam("p_to"),
-            kind.in_(bindparam("p_kinds", expanding=True)),
+            wanted,
         )
         .values(status=Status.RECEIVED, updated_at=bindparam("p_now"), deadline=bindparam("p_now"))
     )
@@ -136,6 +153,10 @@ class RouteTable:
         self.refresh_s = refresh_s
         # None: not known yet (or turned off), so every event goes through the queue.
         self._kinds: frozenset[str] | None = None
+        # Routing rules' globs, and what they said of each kind seen (a few hundred kinds).
+        self._patterns: tuple[re.Pattern[str], ...] = ()
+        self._judged: dict[str, bool] = {}
+        self._globs: list[str] = []
         self._job = Periodic("routes", refresh_s or 1.0, self.reload)
         self._started = False
 
@@ -143,11 +164,25 @@ class RouteTable:
         """False only for a kind no worker has published; when in doubt, True."""
         kinds = self._kinds
         # The format of `kind()`, inlined: this runs once per webhook.
-        return kinds is None or f"{provider}:{type_}" in kinds
+        if kinds is None or (name := f"{provider}:{type_}") in kinds:
+            return True
+        return bool(self._patterns) and self._globbed(name)
+
+    def _globbed(self, name: str) -> bool:
+        found = self._judged.get(name)
+        if found is None:
+            if len(self._judged) > 10_000:  # senders' types are a small set; be safe anyway
+                self._judged = {}
+            found = self._judged[name] = any(p.match(name) for p in self._patterns)
+        return found
 
     def reload(self) -> None:
         with self._engine.connect() as conn:
             kinds = frozenset(conn.execute(select(routes.c.kind)).scalars())
+        globs = sorted(k for k in kinds if is_pattern(k))
+        if globs != self._globs:
+            self._patterns = tuple(re.compile(fnmatch.translate(k)) for k in globs)
+            self._globs, self._judged = globs, {}
         # An empty table: no worker has started yet, so nothing is known to be unwanted.
         self._kinds = kinds or None
 

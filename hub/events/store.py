@@ -53,6 +53,7 @@ class AttemptRecord:
     error: str | None = None
     traceback: str | None = None
     detail: str | None = None  # for `stale`: what had superseded the event
+    rule: str | None = None  # the routing rules that decided the run, comma-separated
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,4 +276,5 @@ def _attempt_row(rec: AttemptRecord) -> dict[str, Any]:
         "error": rec.error,
         "traceback": rec.traceback,
         "detail": rec.detail,
+        "rule": rec.rule,
     }

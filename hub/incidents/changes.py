@@ -117,6 +117,9 @@ def transition(conn: Connection, row: Any, change: StatusChange, *, github: bool
     cause = cause_event(change.cause)
     rearm(conn, row.id, "slack.update", f"slack.update:{row.id}", cause=cause)
     owe(conn, row.id, "slack.reply", f"slack.reply:{entry}", payload={"text": line}, cause=cause)
+    for channel in (getattr(row, "channels", None) or [])[1:]:  # the thread in each channel
+        owe(conn, row.id, "slack.reply", f"slack.reply:{entry}:{channel}",
+            payload={"text": line, "channel": channel}, cause=cause)  # fmt: skip
     if github:
         body = {"body": line}
         owe(conn, row.id, "github.comment", f"github.comment:{entry}", payload=body, cause=cause)

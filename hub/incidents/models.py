@@ -70,6 +70,19 @@ class Incident(SQLModel, table=True):
     revision: int = 0
     # Held by the worker delivering this incident's effects, so they go out in order.
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Where it goes, fixed when it opens (routing rules, else the defaults): the Slack
+    # channels by configured name (the first holds the message `slack_ts` names), the GitHub
+    # repository, who an escalation mentions. NULL on incidents opened before rules existed.
+    channels: list[str] | None = Field(default=None, sa_type=JSONType)
+    github_repo: str | None = Field(default=None, max_length=200)
+    mention: str | None = Field(default=None, max_length=200)
+    # The messages in channels after the first: [{"channel", "channel_id", "ts"}].
+    mirrors: list[dict[str, str]] | None = Field(default=None, sa_type=JSONType)
+    # The routing rules that decided it (comma-separated), None for the catalogue alone.
+    rule: str | None = Field(default=None, max_length=300)
+    # Opened under a silence: nothing is posted before `silenced_until` (then only if live).
+    silence_id: str | None = Field(default=None, max_length=40)
+    silenced_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class IncidentKey(SQLModel, table=True):

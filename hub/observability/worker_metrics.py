@@ -53,6 +53,22 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Outbox effects performed: done, waited (own budget), rate_limited, retry, dead.",
         ("kind", "outcome"),
     ),
+    "rule_matches": (
+        "hub_rule_matches",
+        "Events a routing rule applied to, by rule.",
+        ("rule",),
+    ),
+    "rule_misses": (
+        "hub_rule_misses",
+        "Rule `where` expressions that could not be evaluated for an event (a missing field, "
+        "a type mismatch): the rule did not match. By rule.",
+        ("rule",),
+    ),
+    "silenced": (
+        "hub_incidents_silenced",
+        "Incidents opened under a silence (announced when it ends, if still live).",
+        (),
+    ),
 }
 FLUSH_INTERVAL_S = 1.0
 
@@ -166,3 +182,12 @@ class WorkerMetrics:
 
     def effect(self, kind: str, outcome: str) -> None:
         self.counters.add(f"effects{SEP}{kind}{SEP}{outcome}")
+
+    def rule_matched(self, rule: str) -> None:
+        self.counters.add(f"rule_matches{SEP}{rule}")
+
+    def rule_missed(self, rule: str) -> None:
+        self.counters.add(f"rule_misses{SEP}{rule}")
+
+    def silenced(self) -> None:
+        self.counters.add("silenced")

@@ -87,6 +87,7 @@ def _detail(stored: StoredEvent) -> EventDetail:
         body=body,
         body_encoding=encoding,
         attempts=[_attempt(a) for a in stored.attempts],
+        rule=stored.decided_by,
     )
 
 

@@ -19,7 +19,16 @@ from starlette.types import ASGIApp
 from hub.admin.replay import Replayer
 from hub.admin.tokens import TokenStore
 from hub.ratelimits.inbound import RateLimits
-from hub.web import admin, admin_incidents, admin_manage, admin_replay, docs, errors, ops
+from hub.web import (
+    admin,
+    admin_incidents,
+    admin_manage,
+    admin_replay,
+    admin_rules,
+    docs,
+    errors,
+    ops,
+)
 from hub.web.auth import AdminAuth
 from hub.web.request_id import RequestId
 from hub.web.schemas import ApiError
@@ -111,6 +120,7 @@ def build_api(
     app.include_router(admin_replay.router(auth, replayer))
     app.include_router(admin_incidents.router(container, auth))
     app.include_router(admin_manage.router(container, auth, tokens))
+    app.include_router(admin_rules.router(container, auth))
     app.add_exception_handler(405, _method_not_allowed)
     return app
 

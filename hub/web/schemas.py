@@ -117,7 +117,8 @@ class AttemptOut(BaseModel):
     started_at: UTCDateTime
     finished_at: UTCDateTime | None
     outcome: str = Field(
-        description="`ok`, `error`, or `stale`: the event was older than what its incident "
+        description="`ok`, `error`, `suppressed` (a routing rule kept it from raising "
+        "anything), or `stale`: the event was older than what its incident "
         "already reflected (the provider delivered it late, or it was replayed), so it "
         "changed nothing; `unfetched`: a Stripe thin event whose object could not be fetched "
         "(no HUB_STRIPE_API_KEY, or Stripe refused), so it changed nothing."
@@ -127,7 +128,12 @@ class AttemptOut(BaseModel):
     detail: str | None = Field(
         None,
         description="For `stale`: what had superseded the event (its event id and line); "
-        "for `unfetched`: why.",
+        "for `unfetched`: why; for `suppressed`: the rule, and what it kept from being raised.",
+    )
+    rule: str | None = Field(
+        None,
+        description="The routing rules (HUB_RULES_FILE) that decided this run, comma-separated "
+        "when `continue` let several apply; null: the built-in catalogue alone.",
     )
 
 
@@ -138,6 +144,11 @@ class EventDetail(EventSummary):
         description="`base64` only when the body is not valid UTF-8."
     )
     attempts: list[AttemptOut] = Field(description="Every workflow run, oldest first.")
+    rule: str | None = Field(
+        None,
+        description="Which routing rules decided it (its latest run); null: the built-in "
+        "catalogue alone, or no run yet.",
+    )
 
 
 class EventPage(BaseModel):

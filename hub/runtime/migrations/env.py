@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, pool
 from hub.admin import models as admin_models  # noqa: F401
 from hub.events import models  # noqa: F401
 from hub.incidents import models as incident_models  # noqa: F401
+from hub.rules import models as rules_models  # noqa: F401
 from sqlmodel import SQLModel
 
 config = context.config
