@@ -116,15 +116,15 @@ def _posted(ctx: WorkflowContext, channel: str) -> None:
     ctx.limits.block(f"slack:channel:{channel}", ctx.settings.slack_channel_interval_s)
 
 
-def _update_slot(ctx: WorkflowContext, ts: str) -> Wait | None:
+def _update_slots(ctx: WorkflowContext, timestamps: list[str]) -> Wait | None:
     # chat.update is Slack's tier 3 (about 50 a minute for the app): its own budget, so that
-    # count updates never delay the post announcing a new incident.
+    # count updates never delay the post announcing a new incident. An incident in several
+    # channels takes that many slots at once: one at a time, a wait after the first message
+    # would spend its slot again on every try and never reach the second.
     s = ctx.settings
-    return _slot(
-        ctx,
-        (f"slack:message:{ts}", s.slack_channel_interval_s),
-        ("slack:updates", 60.0 / s.slack_updates_per_minute),
-    )
+    keys = [(f"slack:message:{ts}", s.slack_channel_interval_s) for ts in timestamps]
+    keys.append(("slack:updates", 60.0 / s.slack_updates_per_minute * len(timestamps)))
+    return _slot(ctx, *keys)
 
 
 def held_back(incident: Any) -> bool:
@@ -191,8 +191,8 @@ def _post_mirror(ctx: WorkflowContext, incident: Any, channel: str, crashed: boo
 
 
 def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
-    """Every message of the incident shows its state now. chat.update is idempotent, so a
-    wait after some of them only means those are updated again next time."""
+    """Every message of the incident shows its state now (chat.update is idempotent: an
+    error after some of them only means those are updated again on the retry)."""
     text, blocks = incident_message(view_of(ctx, incident))
     slack = ctx.slack
     if slack is None:
@@ -204,9 +204,9 @@ def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bo
         raise Permanent("the incident has no Slack message to update (its post failed)")
     messages = [(incident.slack_channel, incident.slack_ts)]
     messages += [(m["channel_id"], m["ts"]) for m in incident.mirrors or ()]
+    if wait := _update_slots(ctx, [ts for _, ts in messages]):
+        return wait
     for channel, ts in messages:
-        if wait := _update_slot(ctx, ts):
-            return wait
         _called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
     return Done()
 
