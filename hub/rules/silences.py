@@ -81,10 +81,10 @@ def add(
     now = utcnow()
     starts = as_utc(starts_at) if starts_at is not None else now
     ends = as_utc(ends_at)
-    if ends <= starts:
-        raise SilenceError("ends_at must be after starts_at")
     if ends <= now:
         raise SilenceError("ends_at is in the past: such a silence would silence nothing")
+    if ends <= starts:
+        raise SilenceError("ends_at must be after starts_at")
     try:
         compile_match(match)
     except RulesError as exc:  # pragma: no cover - _cel reports through `error`

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hub.container import Container
 
 RULES_ERROR = "The rules file (or draft) is not valid: `reason` has one line per error"
+NO_FILE = "HUB_RULES_FILE is not set (and, for a test, no draft was given)"
 
 
 class RuleOut(BaseModel):
@@ -45,7 +46,8 @@ class RulesOut(BaseModel):
 class RulesTest(BaseModel):
     rules: str | None = Field(None, description="A draft rules file (YAML); null: the file "
                               "on disk as it is now, against the rules in force")  # fmt: skip
-    since: str = Field("7d", description="How far back: 7d, 12h, 90m")
+    since: str = Field("7d", description="How far back: 7d, 12h, 90m",
+                       pattern=r"^\s*(\d+\s*[smhdwSMHDW]\s*)+$")  # fmt: skip
     provider: str | None = None
     type: str | None = None
     limit: int = Field(MAX_EVENTS, ge=1, le=MAX_EVENTS)
@@ -138,8 +140,11 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
     @api.post("/rules/reload", tags=["rules"], summary="Re-read HUB_RULES_FILE everywhere",
               description="Checks the file; if valid, this process uses it now and every other "
               "within seconds (audited with its hash). If not, nothing changes: 422, one line "
-              "per error.", responses=errors({422: RULES_ERROR}))  # fmt: skip
+              "per error.", responses=errors({409: NO_FILE, 422: RULES_ERROR}))  # fmt: skip
     def reload(admin: Admin = as_admin) -> RulesOut:
+        if state.path is None:
+            raise ApiError(409, "conflict", "HUB_RULES_FILE is not set: the built-in catalogue "
+                           "is in force, and there is no file to reload")  # fmt: skip
         try:
             return rules_out(state.reload(admin.actor))
         except RulesError as exc:
@@ -147,8 +152,10 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
             raise ApiError(422, "invalid_rules", "\n".join(exc.errors)) from None
 
     @api.post("/rules/test", tags=["rules"], summary="Try rules on stored events, no effects",
-              dependencies=reader, responses=errors({422: RULES_ERROR}))  # fmt: skip
+              dependencies=reader, responses=errors({409: NO_FILE, 422: RULES_ERROR}))  # fmt: skip
     def test(request: RulesTest) -> RulesTestOut:
+        if request.rules is None and state.path is None:
+            raise ApiError(409, "conflict", "no draft given and HUB_RULES_FILE is not set")
         try:
             proposed, span = _proposed(request, state)
         except (RulesError, ValueError) as exc:
@@ -169,9 +176,8 @@ def _proposed(request: RulesTest, state: RulesInForce) -> tuple[RuleSet, timedel
     span = parse_span(request.since)
     if request.rules is not None:
         return parse_text(request.rules, "draft"), span
-    if state.path is not None:
-        return read(state.path), span
-    raise RulesError(["no draft given and HUB_RULES_FILE is not set"])
+    assert state.path is not None  # checked by the route: 409
+    return read(state.path), span
 
 
 def _silence_routes(api: APIRouter, container: Container, auth: AdminAuth) -> None:

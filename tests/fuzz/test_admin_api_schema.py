@@ -39,7 +39,7 @@ PATHS = r"^/(admin/|healthz$|readyz$|metrics$)"
 # `ci` Hypothesis profile (tests/fuzz/conftest.py), more under `deep`.
 EXAMPLES = max(10, settings.default.max_examples // 8)
 
-# Every check schemathesis has is on; one is narrowed, for two operations, and this is why.
+# Every check schemathesis has is on; one is narrowed, for four operations, and this is why.
 # `positive_data_acceptance` expects a request that fits the schema to be accepted. A page
 # cursor is opaque: any string fits its schema, but only one this API issued is a cursor, and
 # anything else is answered 400 `bad_cursor`, as documented (tests/test_admin_api.py
@@ -54,11 +54,24 @@ OPAQUE_CURSOR = {
         }
     },
 }
+# The same narrowing, for what is a language rather than a shape: a rules draft (YAML with
+# CEL and Jinja2 inside) and a silence's CEL `match` fit their schema as any string, but only
+# ones that compile are accepted, and a silence must end in the future; anything else is
+# answered 422 naming what is wrong (tests/rules/). The 422's body is still checked.
+LANGUAGES = {
+    "include-path": ["/admin/rules/test", "/admin/silences"],
+    "include-method": "POST",
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+        }
+    },
+}
 CONFIG = {
     "headers": AUTH,
     # Deterministic exactly when the Hypothesis profile is (under CI=true; conftest.py).
     "generation": {"max-examples": EXAMPLES, "deterministic": settings.default.derandomize},
-    "operations": [OPAQUE_CURSOR],
+    "operations": [OPAQUE_CURSOR, LANGUAGES],
 }
 
 

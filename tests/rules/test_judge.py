@@ -80,7 +80,10 @@ def test_a_route_does_not_apply_to_an_event_that_raises_nothing():
 def test_resolve_when_resolves_the_same_key():
     subs = p.stripe_event("customer.subscription.created", {"id": "sub_2", "customer": "cus_9"})
     v = verdict("stripe customer.subscription.created", subs, None)
-    assert v.raised is not None and (v.raised.change, v.raised.key) == ("resolve", "stripe:sub:cus_9")
+    assert v.raised is not None and (v.raised.change, v.raised.key) == (
+        "resolve",
+        "stripe:sub:cus_9",
+    )
 
 
 def test_a_missing_field_is_a_miss_not_a_match_nor_an_error():
@@ -113,7 +116,9 @@ def test_a_template_that_raises_names_the_rule_and_its_line():
             "    incident:\n      key: 'sub:{{ payload.data.object.customer.id }}'\n"
             "      title: t\n")  # fmt: skip
     event = p.stripe_event("customer.subscription.deleted", {"id": "sub_1", "customer": "cus_1"})
-    with pytest.raises(TemplateFailed, match=r"rule subs \(rules.yaml:2\): key: .*has no attribute"):
+    with pytest.raises(
+        TemplateFailed, match=r"rule subs \(rules.yaml:2\): key: .*has no attribute"
+    ):
         verdict("stripe customer.subscription.deleted", event, None, text)
 
 

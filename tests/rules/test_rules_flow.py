@@ -140,7 +140,7 @@ def test_a_rule_routes_to_two_channels_via_continue_and_both_messages_stay_curre
 
 def test_first_match_wins_and_the_catalogue_routes_to_the_files_default(client, slack, settings):
     stripe(client, p.stripe_event("charge.dispute.created", p.dispute(amount=4_999)))
-    (message,) = wait_for(lambda: slack.messages("#ops"), what="the post in the default channel")
+    wait_for(lambda: slack.messages("#ops"), what="the post in the default channel")
     assert slack.messages("#payments-oncall") == [] and slack.messages("#finance") == []
     (incident,) = rows(settings, Incident)
     assert incident.rule is None and incident.github_repo == "acme/ops"
@@ -201,8 +201,12 @@ def test_a_where_that_misses_does_not_fail_the_event_and_is_counted(client, slac
 def test_a_template_that_raises_fails_the_event_with_the_rule_named_and_a_fix_lets_it_through(
     client, slack, settings, rules_file
 ):
-    rules_file.write_text(RULES.replace("payload.data.object.customer }}\"\n      title",
-                                        "payload.data.object.customer.id }}\"\n      title"))
+    rules_file.write_text(
+        RULES.replace(
+            'payload.data.object.customer }}"\n      title',
+            'payload.data.object.customer.id }}"\n      title',
+        )
+    )
     assert client.post("/admin/rules/reload", headers=AUTH).status_code == 200
     stored = stripe(client, subscription("customer.subscription.deleted"))
     detail = event_detail(client, stored["event_id"])
@@ -220,7 +224,9 @@ def test_a_template_that_raises_fails_the_event_with_the_rule_named_and_a_fix_le
 def test_reload_refuses_an_invalid_file_and_keeps_the_rules_in_force(client, rules_file):
     before = client.get("/admin/rules", headers=AUTH).json()
     assert [r["name"] for r in before["rules"]][:2] == ["mute-sandbox", "big-disputes"]
-    rules_file.write_text("rules:\n  - name: x\n    match: {where: 'payload.a =='}\n    suppress: {}\n")
+    rules_file.write_text(
+        "rules:\n  - name: x\n    match: {where: 'payload.a =='}\n    suppress: {}\n"
+    )
     refused = client.post("/admin/rules/reload", headers=AUTH)
     assert refused.status_code == 422
     assert refused.json()["error"] == "invalid_rules"
@@ -235,10 +241,13 @@ def test_reload_refuses_an_invalid_file_and_keeps_the_rules_in_force(client, rul
 
 
 def test_a_reloaded_rule_that_routes_a_new_kind_is_published_for_the_api(client, slack, rules_file):
-    rules_file.write_text(RULES + """  - name: team-pings
+    rules_file.write_text(
+        RULES
+        + """  - name: team-pings
     match: {provider: github, type: team.created}
     incident: {key: "github:team:{{ payload.team.name }}", title: "team {{ payload.team.name }}"}
-""")
+"""
+    )
     assert client.post("/admin/rules/reload", headers=AUTH).status_code == 200
     team = {"action": "created", "team": {"name": "alpha"}}
 
