@@ -1,65 +1,28 @@
 """One function per kind of side effect: what to call, under which limits, and how to tell
-whether a call that may have happened already did (`crashed`)."""
+whether a call that may have happened already did (`crashed`). The GitHub ones are in
+github_effects.py."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any
 
 from handlers.context import WorkflowContext
+from handlers.outbox.calls import Done, Perform, Wait, called
+from handlers.outbox.github_effects import (
+    comment_on_issue,
+    held_back,
+    open_issue,
+    set_issue_state,
+    tracker_for,
+)
 from hub.events.models import as_utc
-from integrations.outbound import Permanent, RateLimited
+from integrations.outbound import Permanent
 from integrations.slack_messages import IncidentView, incident_message, thread_note
-
-if TYPE_CHECKING:
-    from integrations.github_api import IssueTracker
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Done:
-    incident_values: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Wait:
-    seconds: float
-
-
-Perform = Callable[[WorkflowContext, Any, Any, bool], "Done | Wait"]
-T = TypeVar("T")
-P = ParamSpec("P")
-
-
-def _called(
-    ctx: WorkflowContext,
-    target: str,
-    method: str,
-    call: Callable[P, T],
-    /,
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> T:
-    """`call(*args, **kwargs)`, counted by target and method. Counted here rather than in
-    the clients, which stay free of the hub; a lookup that pages counts once."""
-    ctx.metrics.call(target, method)
-    try:
-        return call(*args, **kwargs)
-    except RateLimited:
-        ctx.metrics.rate_limited(target, method)
-        raise
-
-
-def tracker_for(ctx: WorkflowContext, incident: Any) -> IssueTracker | None:
-    """The incident's repository (fixed when it opened), else the configured default: None
-    when there is no token or no repository (then it has no tracking issue)."""
-    repo = incident.github_repo or ctx.settings.github_incident_repo
-    if ctx.github is None or not repo:
-        return None
-    return ctx.github.for_repo(repo)
+__all__ = ["Done", "Perform", "Wait", "performer_for", "view_of"]
 
 
 def channels_of(ctx: WorkflowContext, incident: Any) -> list[str]:
@@ -127,12 +90,6 @@ def _update_slots(ctx: WorkflowContext, timestamps: list[str]) -> Wait | None:
     return _slot(ctx, *keys)
 
 
-def held_back(incident: Any) -> bool:
-    """Opened under a silence and never posted: a resolve before the silence ended leaves
-    nothing to announce, update or reply to."""
-    return bool(incident.silence_id) and not incident.slack_ts
-
-
 def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
     """The incident's message in one of its channels (payload `channel`; none: the first)."""
     extra = (effect.payload or {}).get("channel")
@@ -150,14 +107,12 @@ def post_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
     if crashed:
         # Reading history needs the channel's id, where posting takes its name as well.
         channel_id = slack.channel_id(channel)
-        found = _called(
-            ctx, "slack", "conversations.history", slack.find_posted, channel_id, marker
-        )
+        found = called(ctx, "slack", "conversations.history", slack.find_posted, channel_id, marker)
         if found is not None:
             return Done({"slack_channel": found.channel_id, "slack_ts": found.ts})
     if wait := _post_slot(ctx, channel):
         return wait
-    posted = _called(
+    posted = called(
         ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks, marker=marker
     )
     _posted(ctx, channel)
@@ -178,12 +133,12 @@ def _post_mirror(ctx: WorkflowContext, incident: Any, channel: str, crashed: boo
     found = None
     if crashed:
         channel_id = slack.channel_id(channel)
-        found = _called(ctx, "slack", "conversations.history", slack.find_posted, channel_id,
+        found = called(ctx, "slack", "conversations.history", slack.find_posted, channel_id,
                         marker)  # fmt: skip
     if found is None:
         if wait := _post_slot(ctx, channel):
             return wait
-        found = _called(ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks,
+        found = called(ctx, "slack", "chat.postMessage", slack.post, channel, text, blocks,
                         marker=marker)  # fmt: skip
         _posted(ctx, channel)
     mirror = {"channel": channel, "channel_id": found.channel_id, "ts": found.ts}
@@ -207,7 +162,7 @@ def update_message(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bo
     if wait := _update_slots(ctx, [ts for _, ts in messages]):
         return wait
     for channel, ts in messages:
-        _called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
+        called(ctx, "slack", "chat.update", slack.update, channel, ts, text, blocks)
     return Done()
 
 
@@ -233,7 +188,7 @@ def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: b
     marker = f"reply:{effect.dedupe}"
     if crashed:
         find = slack.find_posted
-        found = _called(ctx, "slack", "conversations.replies", find, channel, marker, thread_ts=ts)
+        found = called(ctx, "slack", "conversations.replies", find, channel, marker, thread_ts=ts)
         if found is not None:
             return Done()
     # Paced under the channel's configured name, as the post was: the stored id would be a
@@ -241,7 +196,7 @@ def reply_in_thread(ctx: WorkflowContext, effect: Any, incident: Any, crashed: b
     if wait := _post_slot(ctx, name):
         return wait
     post = slack.post
-    _called(
+    called(
         ctx, "slack", "chat.postMessage", post, channel, text, blocks, marker=marker, thread_ts=ts
     )
     _posted(ctx, name)
@@ -255,68 +210,7 @@ def respond(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> 
     if slack is None:
         log.info("[slack response] %s", payload["message"].get("text", ""))
         return Done()
-    _called(
-        ctx, "slack", "response_url", slack.respond, payload["response_url"], payload["message"]
-    )
-    return Done()
-
-
-def _github_slot(ctx: WorkflowContext) -> Wait | None:
-    wait = ctx.limits.reserve("github", 60.0 / ctx.settings.github_per_minute)
-    return Wait(wait) if wait > 0 else None
-
-
-def open_issue(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
-    tracker = tracker_for(ctx, incident)
-    if tracker is None or incident.github_issue:
-        return Done()
-    if held_back(incident) and incident.status == "resolved":
-        return Done()
-    marker = f"incident:{incident.id}"
-    found = _called(ctx, "github", "issues.list", tracker.find, marker) if crashed else None
-    if found is not None:
-        return Done({"github_issue": found})
-    if wait := _github_slot(ctx):
-        return wait
-    title = f"[{incident.severity.upper()}] {incident.title}"
-    links = "\n".join(f"- [{link['label']}]({link['url']})" for link in incident.links or ())
-    body = (
-        f"{incident.summary}\n\n{links}\n\nOpened by the webhook hub as incident `{incident.id}`."
-    )
-    number = _called(
-        ctx, "github", "issues.create", tracker.create, title, body, ["incident"], marker=marker
-    )
-    return Done({"github_issue": number})
-
-
-def comment_on_issue(
-    ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool
-) -> Done | Wait:
-    tracker = tracker_for(ctx, incident)
-    if tracker is None or (held_back(incident) and not incident.github_issue):
-        return Done()
-    if not incident.github_issue:
-        raise Permanent("the incident has no GitHub issue to comment on (its creation failed)")
-    number, marker = incident.github_issue, f"comment:{effect.dedupe}"
-    if crashed and _called(
-        ctx, "github", "issues.comments.list", tracker.has_comment, number, marker
-    ):
-        return Done()
-    if wait := _github_slot(ctx):
-        return wait
-    body = effect.payload["body"]
-    _called(ctx, "github", "issues.comments.create", tracker.comment, number, body, marker=marker)
-    return Done()
-
-
-def set_issue_state(ctx: WorkflowContext, effect: Any, incident: Any, crashed: bool) -> Done | Wait:
-    tracker = tracker_for(ctx, incident)
-    if tracker is None or not incident.github_issue:
-        return Done()
-    if wait := _github_slot(ctx):
-        return wait
-    change = tracker.close if effect.payload["state"] == "closed" else tracker.reopen
-    _called(ctx, "github", "issues.update", change, incident.github_issue)
+    called(ctx, "slack", "response_url", slack.respond, payload["response_url"], payload["message"])
     return Done()
 
 
