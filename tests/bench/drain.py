@@ -127,7 +127,9 @@ def store(settings: Settings, n: int, mix: str, keys: int) -> list[str]:
 def timed(settings: Settings, cmd: list[str], n: int, label: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {"HUB_DATABASE_URL": settings.database_url}
-    env |= {k: v for k, v in os.environ.items() if k in ("HUB_WORKER_THREADS", "HUB_WORKER_NICE")}
+    # Passed through: worker tuning, and a rules file (its evaluation's cost on the drain).
+    passed = ("HUB_WORKER_THREADS", "HUB_WORKER_NICE", "HUB_RULES_FILE")
+    env |= {k: v for k, v in os.environ.items() if k in passed}
     if settings.redis_url:
         env["HUB_REDIS_URL"] = settings.redis_url
     started = time.monotonic()
