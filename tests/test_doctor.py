@@ -170,3 +170,21 @@ def test_an_unreachable_redis_fails(sqlite_url: str) -> None:
 def test_a_reachable_redis_answers_ping(sqlite_url: str, redis_url: str) -> None:
     found = lines(make_settings(sqlite_url, redis_url=redis_url))
     assert found["broker"] == f"ok    broker: Redis at {redis_url} answers PING"
+
+
+def test_the_rules_file_is_checked_and_every_channel_it_names(
+    configured: Settings, slack: SlackServer, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "defaults: {slack_channel: '#incidents'}\nrules:\n  - name: pay\n"
+        "    match: {provider: stripe}\n    route: {slack_channel: '#payments-oncall'}\n"
+    )
+    checks = [c.line() for c in run_checks(rebuilt(configured, rules_file=str(rules)))]
+    assert any(line.startswith(f"ok    rules: 1 rules in {rules}, hash ") for line in checks)
+    assert "ok    slack channel: the bot is a member of #incidents" in checks
+    # The fake workspace has no #payments-oncall: a rule routing there would fail its posts.
+    assert any(line.startswith("fail  slack channel: #payments-oncall") for line in checks), checks
+    rules.write_text("rules: [oops\n")
+    bad = lines(rebuilt(configured, rules_file=str(rules)))["rules"]
+    assert bad.startswith(f"fail  rules: {rules}:2: not valid YAML")

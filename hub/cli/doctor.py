@@ -80,6 +80,7 @@ def run_checks(settings: Settings, now: Callable[[], float] = time.time) -> list
         *_guarded("database", lambda: [_database(settings)]),
         *_guarded("broker", lambda: [_broker(settings)]),
         _providers(settings),
+        _rules(settings),
         *_guarded("admin API", lambda: [_admin_tokens(settings)]),
         *_guarded("slack", lambda: _slack(settings, clock)),
         *_guarded("github", lambda: _github(settings, clock)),
@@ -204,17 +205,55 @@ def _slack(settings: Settings, clock: Clock) -> list[Check]:
     clock.note("Slack", date, asked)
     who = f"valid: {me.get('user') or '?'} in {me.get('team') or '?'} (auth.test)"
     checks = [Check("ok", "slack token", who)]
-    channel = settings.slack_incident_channel
-    try:
-        member = client.is_member(channel)
-    except Permanent as exc:
-        return [*checks, Check("fail", "slack channel", f"{channel}: {exc}")]
-    if member:
-        checks.append(Check("ok", "slack channel", f"the bot is a member of {channel}"))
-    else:
-        fix = f"the bot is not a member of {channel}: invite it (/invite @{me.get('user')})"
-        checks.append(Check("fail", "slack channel", fix))
+    for channel in _channels(settings):
+        try:
+            member = client.is_member(channel)
+        except Permanent as exc:
+            checks.append(Check("fail", "slack channel", f"{channel}: {exc}"))
+            continue
+        if member:
+            checks.append(Check("ok", "slack channel", f"the bot is a member of {channel}"))
+        else:
+            fix = f"the bot is not a member of {channel}: invite it (/invite @{me.get('user')})"
+            checks.append(Check("fail", "slack channel", fix))
     return checks
+
+
+def _rules(settings: Settings) -> Check:
+    if not settings.rules_file:
+        return Check("ok", "rules", "no HUB_RULES_FILE: the built-in catalogue alone")
+    from hub.rules.document import RulesError
+    from hub.rules.state import read
+
+    try:
+        rules = read(settings.rules_file)
+    except RulesError as exc:
+        more = f" (and {len(exc.errors) - 1} more: hub rules check)" if len(exc.errors) > 1 else ""
+        return Check("fail", "rules", exc.errors[0] + more)
+    return Check("ok", "rules", f"{len(rules.rules)} rules in {settings.rules_file}, hash "
+                 f"{rules.hash}")  # fmt: skip
+
+
+def _channels(settings: Settings) -> list[str]:
+    """Every channel an incident may be posted to: the default, and each the rules name."""
+    found = [settings.slack_incident_channel]
+    if settings.rules_file:
+        from hub.rules.document import RulesError
+        from hub.rules.state import read
+
+        try:
+            rules = read(settings.rules_file)
+        except RulesError:
+            return found  # the rules check says why
+        named = [rules.defaults.slack_channel] + [
+            (r.spec.route or r.spec.incident).slack_channel  # type: ignore[union-attr]
+            for r in rules.rules
+            if r.spec.route or r.spec.incident
+        ]
+        if rules.defaults.slack_channel:
+            found = []
+        found += [c for c in named if c and c not in found]
+    return found
 
 
 def _github(settings: Settings, clock: Clock) -> list[Check]:
