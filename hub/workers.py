@@ -176,6 +176,10 @@ class ChildWorkers:
                 child.join(timeout=5)
 
     def _supervise(self) -> None:
+        # Children inherit this thread's mask: a SIGHUP to the process group while one is
+        # still starting (before it can ignore it) must not end it. The API's main thread
+        # still takes SIGHUP: it is what reloads the rules.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         pending: bytes | None = None
         while not self._stopping.is_set():
             # One-way pipes, (receiving end, sending end): frames to the child, counts back.
@@ -217,7 +221,7 @@ def _embedded_child(
 ) -> None:
     """The embedded worker process: its own container and connections, and the API's
     count of unfinished messages (so the API can tell when its workers are idle)."""
-    stopping = _stop_on_signals()
+    stopping = _stop_on_signals(reloads_elsewhere=True)
     with contextlib.suppress(OSError):  # the whole process: every thread it will start
         nicer = os.getpriority(os.PRIO_PROCESS, 0) + settings.nice(embedded_process=True)
         os.setpriority(os.PRIO_PROCESS, 0, nicer)
@@ -253,7 +257,7 @@ def _send_counts(conn: Connection, counters: object) -> None:
             conn.send(deltas)
 
 
-def _stop_on_signals() -> threading.Event:
+def _stop_on_signals(*, reloads_elsewhere: bool = False) -> threading.Event:
     """SIGTERM (Kubernetes, compose, systemd) and SIGINT (a terminal) ask for a graceful stop.
 
     Installed before anything starts: a signal that came earlier used to kill the process
@@ -266,12 +270,16 @@ def _stop_on_signals() -> threading.Event:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if reloads_elsewhere:
+        # A worker process follows the reloads its parent records; a SIGHUP to the whole
+        # process group (a closed terminal, `kill -HUP -PGID`) must not end it.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return stopping
 
 
 def _child(threads: int) -> None:
     """One worker process: its own container, its own connections."""
-    stopping = _stop_on_signals()
+    stopping = _stop_on_signals(reloads_elsewhere=True)
     settings = Settings()
     configure_logging(settings)
     parent = os.getppid()
@@ -336,5 +344,11 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
 
 def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> BaseProcess:
     proc = ctx.Process(target=_child, args=(threads,), name="hub-worker")
-    proc.start()
+    # Started with SIGHUP blocked, which it inherits: a SIGHUP to the group while it starts
+    # does not end it (it ignores the signal once running); ours arrives once unblocked.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     return proc
