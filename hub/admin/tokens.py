@@ -121,6 +121,15 @@ class TokenStore:
         with self.engine.connect() as conn:
             return conn.execute(live).first() is not None
 
+    def live_by_name(self, name: str) -> tuple[str, TokenInfo] | None:
+        """The digest and info of the live token with this name: a console session names
+        its token and is refused once that token is revoked (or replaced)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.name == name)).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return str(row.digest), _info(row)
+
     def authenticate(self, token: str) -> TokenInfo | None:
         """The live token with this text, or None. Records when it was last used."""
         with self.engine.connect() as conn:
