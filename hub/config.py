@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     stripe_api_base: str = "https://api.stripe.com"
 
     admin_tokens: SecretList = Field(default_factory=list)
+    # Signs the web console's session cookies (hub/web/console/session.py). Unset: derived
+    # from HUB_ADMIN_TOKENS, so every process behind a load balancer agrees and changing the
+    # tokens ends every session; with no such tokens, a random key per process.
+    console_secret: SecretStr | None = None
+    console_session_hours: float = 8.0
     # Inbound limits (`limits` syntax: "600/minute"), shared through Redis when configured.
     # The admin API per token; requests that fail verification (or admin auth) per client
     # address.

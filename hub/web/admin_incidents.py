@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 def router(container: Container, auth: AdminAuth) -> APIRouter:
     engine = container.engine
-    github = container.settings.tracks_github
     api = admin_router(auth.authenticate, "/admin/incidents", tags=["incidents"])
     reader = [Depends(auth.requires(Scope.READ))]
     # A default, not an Annotated alias: FastAPI resolves annotations in module globals.
@@ -65,17 +64,7 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
         return incident_detail_out(_found(get_incident(engine, incident_id), incident_id))
 
     def change(incident_id: str, verb: str, admin: Admin, note: str) -> IncidentChangeOut:
-        # Each request is its own cause: pressing twice answers "already ..." the second time.
-        cause = f"admin:{uuid.uuid4().hex}"
-        request = StatusChange(VERBS[verb], admin.actor, cause, note)
-        outcome = change_status(engine, container.events, incident_id, request, github=github)
-        if outcome.incident_id is None:
-            raise ApiError(404, "not_found", f"no incident with id {incident_id[:64]!r}")
-        if not outcome.changed:
-            raise ApiError(409, "conflict", f"incident {incident_id} is {outcome.message}")
-        audit.write_entry(engine, admin.actor, f"incident.{verb}", incident_id, note=note)
-        detail = _found(get_incident(engine, incident_id), incident_id)
-        return IncidentChangeOut(incident=incident_detail_out(detail), message=outcome.message)
+        return apply_change(container, incident_id, verb, admin.actor, note)
 
     @api.post("/{incident_id}/ack", summary="Acknowledge, as the Slack button does",
               responses=changed)  # fmt: skip
@@ -99,6 +88,26 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
         return change(incident_id, "reopen", admin, body.note if body else "")
 
     return api
+
+
+def apply_change(
+    container: Container, incident_id: str, verb: str, actor: str, note: str
+) -> IncidentChangeOut:
+    """Acknowledge, resolve or reopen as the Slack buttons do, for the API and the console:
+    ApiError 404 for no such incident, 409 when the change does not apply."""
+    engine = container.engine
+    # Each request is its own cause: pressing twice answers "already ..." the second time.
+    cause = f"admin:{uuid.uuid4().hex}"
+    request = StatusChange(VERBS[verb], actor, cause, note)
+    github = container.settings.tracks_github
+    outcome = change_status(engine, container.events, incident_id, request, github=github)
+    if outcome.incident_id is None:
+        raise ApiError(404, "not_found", f"no incident with id {incident_id[:64]!r}")
+    if not outcome.changed:
+        raise ApiError(409, "conflict", f"incident {incident_id} is {outcome.message}")
+    audit.write_entry(engine, actor, f"incident.{verb}", incident_id, note=note)
+    detail = _found(get_incident(engine, incident_id), incident_id)
+    return IncidentChangeOut(incident=incident_detail_out(detail), message=outcome.message)
 
 
 def _found(detail: IncidentDetail | None, incident_id: str) -> IncidentDetail:

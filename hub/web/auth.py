@@ -92,6 +92,28 @@ class AdminAuth:
 
         return authorize
 
+    @property
+    def limits(self) -> RateLimits:
+        return self._limits
+
+    def identify(self, presented: str) -> Admin | None:
+        """The admin a presented token stands for (the console's sign-in), or None."""
+        return self._identify(presented)
+
+    def live_token(self, actor: str) -> tuple[bytes, Admin] | None:
+        """The SHA-256 of the live token named `actor`, with its scopes; None once it is
+        revoked or gone from HUB_ADMIN_TOKENS. A console session is bound to it."""
+        for name, known in self._env:
+            if name == actor:
+                return known, Admin(actor)
+        if actor.startswith("env-token-"):
+            return None
+        found = self._store.live_by_name(actor)
+        if found is None:
+            return None
+        digest, info = found
+        return bytes.fromhex(digest), Admin(info.name, info.scopes)
+
     def _identify(self, presented: str) -> Admin | None:
         digest = _digest(presented)
         actor = None

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from hub.web.schemas import ApiError, ErrorOut
@@ -43,7 +44,7 @@ class AdminRoute(APIRoute):
         return handle
 
 
-def describe_invalid(exc: RequestValidationError) -> str:
+def describe_invalid(exc: RequestValidationError | ValidationError) -> str:
     # loc and msg only: pydantic's `input` would echo whatever the caller sent.
     parts = []
     for err in exc.errors():
