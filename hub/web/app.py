@@ -25,6 +25,7 @@ from hub.web import (
     admin_manage,
     admin_replay,
     admin_rules,
+    console,
     docs,
     errors,
     ops,
@@ -121,6 +122,7 @@ def build_api(
     app.include_router(admin_incidents.router(container, auth))
     app.include_router(admin_manage.router(container, auth, tokens))
     app.include_router(admin_rules.router(container, auth))
+    console.mount(app, container, auth, replayer)
     app.add_exception_handler(405, _method_not_allowed)
     return app
 
