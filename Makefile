@@ -9,9 +9,15 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 RUNTIME_LOCK := requirements-runtime.lock
 
-.PHONY: install lock run test lint bench bench-incidents bench-drain clean bench-ingest
+.PHONY: install chromium lock run test lint bench bench-incidents bench-drain clean bench-ingest
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The console's browser tests (tests/console) drive Debian's chromium through Playwright's
+# driver; no browser is downloaded at run time. Installed here so that `make test` on a fresh
+# machine goes green.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # Every package from the lock, hashes checked; then the hub itself with no dependency of its
 # own resolved. pip check fails when pyproject.toml declares what the lock lacks (run make lock).
