@@ -54,10 +54,11 @@ def stacked(title: str, series: Series) -> Chart:
                 continue
             h = rate / peak * HEIGHT
             base -= h
-            title = f"{at:%H:%M}Z {key}: {values[i]} ({rate:.1f}/min)"
-            bars.append(Bar(i * slot + 0.5, base, max(slot - 1, 1), h, _css(key), title))
+            tip = f"{at:%H:%M}Z {key}: {values[i]} ({rate:.1f}/min)"
+            bars.append(Bar(i * slot + 0.5, base, max(slot - 1, 1), h, _css(key), tip))
     legend = [(key, _css(key), sum(values)) for key, values in series.by_key.items()]
-    return Chart(title, bars, legend, peak, f"{series.start:%H:%M}Z")
+    span = "24 h ago" if window.span.days else f"{window.span.seconds // 60} min ago"
+    return Chart(title, bars, legend, peak, f"{span} ({series.start:%H:%M}Z)")
 
 
 def _css(key: str) -> str:

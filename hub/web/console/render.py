@@ -40,7 +40,8 @@ def _when(value: datetime | None) -> str:
 
 
 def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    # The sender's key order: a person compares it with the provider's documentation.
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def _millis(start: datetime | None, end: datetime | None) -> str:
@@ -62,6 +63,7 @@ ENV.globals.update(millis=_millis)
 
 
 def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("notice", None)
     html = ENV.get_template(template).render(**context)
     return HTMLResponse(html, status_code=status)
 
