@@ -35,6 +35,8 @@ from integrations.payloads import decode
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]{3,}")
 BATCH = 100
 BUDGET = 2000
+# Payloads nest a handful of levels; a deeper pattern only costs recursion.
+MAX_DEPTH = 32
 
 
 class SearchError(ValueError):
@@ -66,9 +68,21 @@ def parse_contains(text: str) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SearchError(f"contains is not valid JSON ({exc.msg} at {exc.pos})") from None
+    except RecursionError:
+        raise SearchError(f"contains nests deeper than {MAX_DEPTH} levels") from None
     if not isinstance(value, dict | list):
         raise SearchError('contains must be a JSON object or array, e.g. {"type": "x"}')
+    if _depth(value) > MAX_DEPTH:
+        raise SearchError(f"contains nests deeper than {MAX_DEPTH} levels")
     return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def search_events(
@@ -126,7 +140,9 @@ def _has_bytes(engine: Engine, needle: bytes) -> ColumnElement[bool]:
     if engine.dialect.name == "postgresql":
         # LIKE works on bytea, byte for byte; `\` is its default escape.
         escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
-        return events.c.body.like(literal(b"%" + escaped + b"%", LargeBinary))
+        pattern = literal(b"%" + escaped + b"%", LargeBinary)
+        # op(): SQLAlchemy's like() is for strings only; PostgreSQL has bytea LIKE bytea.
+        return events.c.body.op("LIKE", is_comparison=True)(pattern)
     # SQLite's instr() compares blobs byte for byte (LIKE would fold ASCII case).
     return func.instr(events.c.body, literal(needle, LargeBinary)) > 0
 

@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from hub.admin.search import (
+    PayloadSearch,
+    SearchError,
+    SearchPage,
+    parse_contains,
+    search_events,
+)
 from hub.admin.tokens import Scope
 from hub.events.queries import (
     AttemptRow,
@@ -17,6 +24,7 @@ from hub.events.queries import (
     EventFilter,
     EventQueries,
     EventRow,
+    Page,
     StoredEvent,
 )
 from hub.web.auth import AdminAuth
@@ -44,12 +52,30 @@ def router(container: Container, auth: AdminAuth) -> APIRouter:
         "/events",
         summary="List events, newest first, without bodies",
         dependencies=reader,
-        responses=errors({400: "A cursor this API did not issue", 422: INVALID}),
+        responses=errors(
+            {
+                400: "A cursor this API did not issue, or a `contains` that is not a JSON "
+                "object or array",
+                422: INVALID,
+            }
+        ),
     )
     def list_events(query: Annotated[EventQuery, Query()]) -> EventPage:
         filters = EventFilter(query.provider, query.type, query.status, query.since, query.until)
         try:
-            page = reads.list_events(filters, query.cursor, query.limit)
+            search = PayloadSearch(
+                query.q, parse_contains(query.contains) if query.contains else None
+            )
+            page: Page | SearchPage
+            if search:
+                page = search_events(
+                    container.engine, filters, search, query.cursor, limit=query.limit
+                )
+            else:
+                page = reads.list_events(filters, query.cursor, query.limit)
+        except SearchError as exc:
+            # 400, not 422: the parameter is a valid string; what it says cannot be searched.
+            raise ApiError(400, "bad_search", f"contains: {exc}") from None
         except BadCursor:
             reason = "cursor is not one this API issued; start again without it"
             raise ApiError(400, "bad_cursor", reason) from None

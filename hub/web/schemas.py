@@ -93,6 +93,20 @@ class EventQuery(BaseModel):
     until: IsoDateTime | None = Field(
         None, description="ISO 8601; received before. No offset means UTC."
     )
+    q: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Text in the raw body, byte for byte (case-sensitive).",
+    )
+    contains: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2000,
+        description="JSON the decoded payload contains, as PostgreSQL's `@>`: "
+        '`{"data":{"object":{"customer":"cus_123"}}}`. With `q` or `contains`, one page reads '
+        "at most 2,000 events; `next_cursor` then continues below the last one read.",
+    )
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
 

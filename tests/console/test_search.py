@@ -104,3 +104,26 @@ def test_cancelling_a_replay_restores_each_event_as_it_was(engine, settings):
     progress = replayer.progress(result.replay_id)
     assert progress is not None and progress.by_status == {"failed": 1, "ignored": 1}
     assert cancel_replay(engine, "rpl_nope", "tests") is None
+
+
+def test_the_admin_api_searches_payloads_too(settings):
+    from starlette.testclient import TestClient
+
+    from hub.bootstrap import create_app
+    from tests.conftest import ADMIN_TOKEN
+    from tests.signing import stripe_event, stripe_request
+
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    with TestClient(create_app(settings)) as client:
+        ids = []
+        for customer in ("cus_123", "cus_456"):
+            event = stripe_event("customer.updated", id=customer, customer=customer)
+            body, headers = stripe_request(event)
+            ids.append(client.post("/webhooks/stripe", content=body, headers=headers).json())
+        wanted = '{"data": {"object": {"customer": "cus_123"}}}'
+        page = client.get("/admin/events", params={"contains": wanted}, headers=auth).json()
+        assert [e["id"] for e in page["items"]] == [ids[0]["event_id"]]
+        page = client.get("/admin/events", params={"q": "cus_456"}, headers=auth).json()
+        assert [e["id"] for e in page["items"]] == [ids[1]["event_id"]]
+        bad = client.get("/admin/events", params={"contains": "[1"}, headers=auth)
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_search"
