@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from hub.admin.replay import Replayer
+from hub.admin.replay_cancel import cancel_replay
 from hub.admin.tokens import Scope
 from hub.events.queries import EventFilter
 from hub.web.admin_schemas import (
+    ReplayCancelOut,
     ReplayOneOut,
     ReplayOut,
     ReplayProgressOut,
@@ -88,5 +90,18 @@ def router(auth: AdminAuth, replayer: Replayer) -> APIRouter:
             paced_until=progress.paced_until,
             done=progress.remaining == 0,
         )
+
+    @api.post(
+        "/replays/{replay_id}/cancel",
+        summary="Cancel the rest of a bulk replay",
+        description="Events of the replay that no worker has taken yet go back to the status "
+        "they had (failed, processed or ignored); those running finish.",
+        responses=errors({404: "No such replay"}),
+    )
+    def cancel_replay_route(replay_id: str, admin: Admin = as_replayer) -> ReplayCancelOut:
+        cancelled = cancel_replay(replayer.engine, replay_id, admin.actor)
+        if cancelled is None:
+            raise ApiError(404, "not_found", f"no replay with id {replay_id[:64]!r}")
+        return ReplayCancelOut(replay_id=replay_id, cancelled=cancelled)
 
     return api

@@ -60,6 +60,11 @@ class ReplayProgressOut(BaseModel):
     done: bool
 
 
+class ReplayCancelOut(BaseModel):
+    replay_id: str
+    cancelled: int = Field(description="Events put back to their status before the replay.")
+
+
 class SlackRef(BaseModel):
     channel: str
     ts: str

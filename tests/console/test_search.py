@@ -127,3 +127,26 @@ def test_the_admin_api_searches_payloads_too(settings):
         assert [e["id"] for e in page["items"]] == [ids[1]["event_id"]]
         bad = client.get("/admin/events", params={"contains": "[1"}, headers=auth)
         assert bad.status_code == 400 and bad.json()["error"] == "bad_search"
+
+
+def test_the_admin_api_cancels_a_bulk_replay(settings):
+    from starlette.testclient import TestClient
+
+    from hub.bootstrap import create_app
+    from tests.conftest import ADMIN_TOKEN
+
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    slow = settings.model_copy(update={"replay_per_second": 1.0})
+    with TestClient(create_app(slow)) as client:
+        engine = make_engine(settings.database_url)
+        # Hand-offs go in batches of 50: at one a second the third batch waits 100 s.
+        ids = _store(engine, *[(JSON, b"{}") for _ in range(120)])
+        with write(engine) as conn:
+            conn.execute(update(events).values(status=Status.FAILED, last_error="boom"))
+        started = client.post("/admin/replays", json={"status": "failed"}, headers=auth).json()
+        cancel = f"/admin/replays/{started['replay_id']}/cancel"
+        answer = client.post(cancel, headers=auth).json()
+        assert 20 <= answer["cancelled"] <= len(ids)
+        missing = client.post("/admin/replays/rpl_none/cancel", headers=auth)
+        assert missing.status_code == 404
+        engine.dispose()
