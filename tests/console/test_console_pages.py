@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import insert
 
 from hub.events.models import Status
+from hub.events.store import attempts
+from hub.runtime.db import write
 from tests.conftest import ADMIN_TOKEN
 from tests.console.conftest import Hub, shoot, sign_in
 from tests.console.seed import customer_event, post_stripe, stored, wait_for
@@ -140,3 +144,29 @@ def test_audit_lists_who_did_what_and_filters(page: Page, hub: Hub):
     shoot(page, "audit")
     page.goto("/console/rules")
     expect(page.get_by_role("heading", name="Rules and silences")).to_be_visible()
+
+
+def test_attempts_show_their_rule_and_a_stale_verdict(page: Page, hub: Hub):
+    (event_id,) = stored(hub, f"timeline.{uuid.uuid4().hex[:6]}", 1, Status.PROCESSED)
+    now = datetime.now(UTC)
+    rows = [
+        {"event_id": event_id, "workflow": "dispute_opened", "started_at": now,
+         "finished_at": now + timedelta(milliseconds=42), "outcome": "stale",
+         "detail": "superseded by evt_NEWER: dispute won", "error": None, "traceback": None,
+         "rule": None},
+        {"event_id": event_id, "workflow": "incident", "started_at": now + timedelta(seconds=1),
+         "finished_at": None, "outcome": "error", "error": "SlackApiError: ratelimited",
+         "traceback": "Traceback (most recent call last):\n  ...", "detail": None,
+         "rule": "big-disputes"},
+    ]  # fmt: skip
+    with write(hub.engine) as conn:
+        conn.execute(insert(attempts), rows)
+    sign_in(page, to=f"/console/events/{event_id}")
+    timeline = page.locator("ol.timeline > li")
+    expect(timeline).to_have_count(2)
+    expect(timeline.nth(0)).to_contain_text("Judged stale: superseded by evt_NEWER: dispute won")
+    expect(timeline.nth(0)).to_contain_text("42 ms")
+    expect(timeline.nth(1)).to_contain_text("Rule: big-disputes")
+    expect(timeline.nth(1)).to_contain_text("SlackApiError: ratelimited")
+    page.get_by_text("Traceback", exact=True).click()
+    expect(timeline.nth(1).locator("pre")).to_contain_text("most recent call last")
