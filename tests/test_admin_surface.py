@@ -212,6 +212,7 @@ def test_the_openapi_lists_every_admin_route_with_its_models(client):
         ("post", "/admin/events/{event_id}/replay"): "ReplayOneOut",
         ("post", "/admin/replays"): "ReplayOut",
         ("get", "/admin/replays/{replay_id}"): "ReplayProgressOut",
+        ("post", "/admin/replays/{replay_id}/cancel"): "ReplayCancelOut",
         ("get", "/admin/incidents"): "IncidentPage",
         ("get", "/admin/incidents/{incident_id}"): "IncidentDetailOut",
         ("post", "/admin/incidents/{incident_id}/ack"): "IncidentChangeOut",
