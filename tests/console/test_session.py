@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from pydantic import SecretStr
 
@@ -62,4 +60,19 @@ def test_the_key_is_shared_by_processes_with_the_same_settings(tmp_path):
     )
     alone = make_settings(url, admin_tokens=[])
     assert session_key(alone) != session_key(alone)  # per process: random, with a warning
-    assert time.time() > 0
+
+
+def test_guessing_tokens_at_the_sign_in_form_is_limited(tmp_path):
+    from starlette.testclient import TestClient
+
+    from hub.bootstrap import create_app
+    from hub.runtime.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path}/hub.db"
+    upgrade(url)
+    with TestClient(create_app(make_settings(url, unverified_rate_limit="3/minute"))) as client:
+        codes = [
+            client.post("/console/signin", data={"token": f"guess-{n}"}).status_code
+            for n in range(4)
+        ]
+    assert codes == [401, 401, 401, 429]

@@ -39,7 +39,9 @@ def add_routes(router: APIRouter, console: Console) -> None:
         if admin is None or live is None:
             # Guessing tokens counts against the caller's address, as on the API.
             client = request.client.host if request.client else "unknown"
-            auth.auth.limits.hit("unverified", client)
+            verdict = auth.auth.limits.hit("unverified", client)
+            if not verdict.allowed:
+                raise Refused(429, "Too many attempts", verdict.reason())
             return _refused(console, back_to)
         response = RedirectResponse(back_to, status_code=303)
         response.set_cookie(
