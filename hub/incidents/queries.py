@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,13 @@ class IncidentRow:
     slack_ts: str | None
     github_issue: int | None
     links: list[dict[str, str]]
+    # Where it went, fixed when it opened (routing rules, else the defaults); empty and
+    # None on incidents opened before routing rules.
+    channels: list[str] = field(default_factory=list)
+    github_repo: str | None = None
+    rule: str | None = None
+    silence_id: str | None = None
+    silenced_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +126,9 @@ def _incident(r: Any) -> IncidentRow:
         slack_ts=r.slack_ts,
         github_issue=r.github_issue,
         links=list(r.links or []),
+        channels=list(r.channels or []),
+        github_repo=r.github_repo,
+        rule=r.rule,
+        silence_id=r.silence_id,
+        silenced_until=as_utc_or_none(r.silenced_until),
     )

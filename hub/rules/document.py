@@ -57,7 +57,7 @@ class Match(_Strict):
 
 class Route(_Strict):
     slack_channel: str | None = Field(default=None, min_length=1, max_length=100)
-    github_repo: str | None = Field(default=None, pattern=REPO.pattern)
+    github_repo: str | None = Field(default=None, pattern=f"^{REPO.pattern}$")
     severity: Severity | None = None
     mention: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -75,7 +75,7 @@ class Incident(_Strict):
     summary: str = ""
     severity: Severity | None = None
     slack_channel: str | None = Field(default=None, min_length=1, max_length=100)
-    github_repo: str | None = Field(default=None, pattern=REPO.pattern)
+    github_repo: str | None = Field(default=None, pattern=f"^{REPO.pattern}$")
     mention: str | None = Field(default=None, min_length=1, max_length=200)
     resolve_when: Match | None = None
 
@@ -85,7 +85,7 @@ class Suppress(_Strict):
 
 
 class Rule(_Strict):
-    name: str = Field(pattern=NAME.pattern)
+    name: str = Field(pattern=f"^{NAME.pattern}$")
     match: Match = Match()
     continue_: bool = Field(default=False, alias="continue")
     route: Route | None = None
@@ -113,7 +113,7 @@ class Rule(_Strict):
 
 class Defaults(_Strict):
     slack_channel: str | None = Field(default=None, min_length=1, max_length=100)
-    github_repo: str | None = Field(default=None, pattern=REPO.pattern)
+    github_repo: str | None = Field(default=None, pattern=f"^{REPO.pattern}$")
     severity: Severity = "sev3"
 
 

@@ -85,6 +85,17 @@ class IncidentOut(BaseModel):
     slack: SlackRef | None = Field(description="The incident's one Slack message, once posted.")
     github_issue: int | None
     links: list[dict[str, str]]
+    channels: list[str] = Field(
+        default_factory=list,
+        description="The Slack channels it is posted to (routing rules, else the default); "
+        "the first holds `slack`. Empty for incidents opened before routing rules.",
+    )
+    github_repo: str | None = Field(None, description="Where its tracking issue is.")
+    rule: str | None = Field(None, description="The routing rules that decided it; null: "
+                             "the built-in catalogue alone.")  # fmt: skip
+    silenced_until: UTCDateTime | None = Field(
+        None, description="Opened under a silence: nothing is posted before this."
+    )
 
 
 class IncidentPage(BaseModel):
@@ -229,6 +240,10 @@ def incident_out(row: IncidentRow) -> IncidentOut:
         slack=slack,
         github_issue=row.github_issue,
         links=row.links,
+        channels=row.channels,
+        github_repo=row.github_repo,
+        rule=row.rule,
+        silenced_until=row.silenced_until,
     )
 
 

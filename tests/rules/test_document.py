@@ -97,6 +97,14 @@ def test_not_yaml_is_a_clear_error_with_its_line():
             "rules:\n  - name: a\n    match:\n      where: payload.x ==\n    suppress: true\n",
             "rules.yaml:4: rule a: match: where: Syntax error",
         ),
+        (
+            "rules:\n  - name: 'a b'\n    suppress: {}\n",
+            "rules.yaml:2: rule a b: name: String should match pattern",
+        ),
+        (
+            "rules:\n  - name: a\n    route: {github_repo: 'acme/x y'}\n",
+            "rules.yaml:3: rule a: route: github_repo: String should match pattern",
+        ),
         ("rules:\n  x: 1\n", "rules.yaml:1: `rules` is a list of rules"),
         ("- 1\n", "rules.yaml:1: a rules file is a mapping"),
         ("rules:\n  - name: a\n    name: b\n", "rules.yaml:3: not valid YAML: duplicate key"),

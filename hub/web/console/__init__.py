@@ -16,6 +16,7 @@ from hub.web.console import (
     pages_incidents,
     pages_overview,
     pages_replay,
+    pages_rules,
     pages_signin,
 )
 from hub.web.console.context import Console
@@ -39,6 +40,7 @@ def mount(app: FastAPI, container: Container, auth: AdminAuth, replayer: Replaye
         pages_replay,
         pages_incidents,
         pages_audit,
+        pages_rules,
     ):
         pages.add_routes(router, console)
     app.include_router(router)

@@ -26,6 +26,9 @@ NOTICES = {
     "conflict": "Nothing changed: the incident is not in a state this applies to.",
     "cancelled": "Replay cancelled: events not yet taken went back to their status.",
     "signed-out": "Signed out.",
+    "rules-reloaded": "Reloaded: every process uses the file within seconds.",
+    "silence-added": "Silence added.",
+    "silence-expired": "Silence expired: what it held is posted now if still live.",
     "revoked": "Your token was revoked or changed: sign in again.",
 }
 

@@ -1,4 +1,4 @@
-"""The audit trail, filterable by who, what and when; and the slot for rules and silences."""
+"""The audit trail, filterable by who, what and when."""
 
 from __future__ import annotations
 
@@ -46,8 +46,3 @@ def add_routes(router: APIRouter, console: Console) -> None:
             next_cursor=str(rows[PAGE - 1].id) if more else None,
             error=None,
         )
-
-    @router.get("/rules")
-    def rules(viewer: Viewer = reader) -> HTMLResponse:
-        # TODO(#17): rules and silences, once their admin API lands (built in parallel).
-        return console.page("rules.html", viewer)

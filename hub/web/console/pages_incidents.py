@@ -60,7 +60,9 @@ def add_routes(router: APIRouter, console: Console) -> None:
             d=detail,
             i=detail.incident,
             issue_url=_issue_url(
-                settings.github_api_url, settings.github_incident_repo, detail.incident.github_issue
+                settings.github_api_url,
+                detail.incident.github_repo or settings.github_incident_repo,
+                detail.incident.github_issue,
             ),
             links=[link for link in detail.incident.links if _web(link.get("url", ""))],
         )
