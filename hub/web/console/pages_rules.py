@@ -33,7 +33,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
         include_expired = bool(context.pop("all_silences", False))
         rows = silences.listed(console.engine, include_expired=include_expired)
         now = utcnow()
-        defaults = {"draft": console.container.rules.current.text, "since": "7d",
+        defaults: dict[str, Any] = {"draft": console.container.rules.current.text, "since": "7d",
                     "provider": None, "errors": None, "result": None, "rows": [],
                     "reload_errors": None, "silence_error": None, "silence_form": {}}  # fmt: skip
         context = defaults | context
