@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.rules.compiled import CompiledRule, Miss, TemplateFailed, cel_env, matches
+from hub.rules.compiled import CompiledRule, LazyEnv, Miss, TemplateFailed, matches
 from hub.rules.document import Defaults
 
 
@@ -90,7 +90,7 @@ def judge(
     facts: dict[str, Any] = {"payload": payload, "provider": provider, "type": type_}
     if incident is not None:
         facts["incident"] = dict(incident)
-    env = cel_env(facts)
+    env = LazyEnv(facts)
     tally = _Tally(raises=incident is not None)
     for rule in rules:
         resolving = False

@@ -20,7 +20,7 @@ from hub.admin import audit
 from hub.events.models import as_utc, utcnow
 from hub.incidents.changes import effects, incidents, schedule_delivery
 from hub.incidents.models import EffectStatus, IncidentStatus
-from hub.rules.compiled import Condition, Miss, cel_env, matches
+from hub.rules.compiled import Condition, LazyEnv, Miss, matches
 from hub.rules.document import RulesError
 from hub.rules.models import Silence
 from hub.runtime.db import write
@@ -154,7 +154,7 @@ def matching(found: list[SilenceRow], facts: Mapping[str, Any]) -> SilenceRow | 
     cannot be evaluated for this event (a missing field) does not silence it."""
     if not found:
         return None
-    env = cel_env(facts)
+    env = LazyEnv(facts)
     hits = []
     for silence in found:
         try:
