@@ -159,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = load_settings()  # or exit 2 with one line per bad HUB_* variable
     quiet = args.command not in LOGGING_COMMANDS
+    if quiet:
+        # `hub events show ... | head`: a reader that stops early ends us quietly, as any
+        # Unix tool, instead of a BrokenPipeError traceback.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     configure_logging(settings, level=logging.WARNING if quiet else None)
     warn_unknown_settings()
     # The one place a command runs: a check every command must pass goes right above.

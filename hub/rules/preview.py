@@ -187,6 +187,8 @@ def _tally(
         rules.defaults.slack_channel or settings.slack_incident_channel,
     )
     repo = verdict.repo or rules.defaults.github_repo or settings.github_incident_repo
+    if settings.github_token is None:  # no token: nothing would be opened anywhere
+        repo = None
     severity = verdict.severity or (raised.severity if raised else str(facts.get("severity")))
     if key not in side.live:
         side.live.add(key)

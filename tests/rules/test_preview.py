@@ -77,6 +77,7 @@ def test_a_draft_on_stored_events_says_what_each_rule_matched_and_what_would_cha
     assert proposed["incidents"] == 4  # sandbox muted, the subscription raised
     assert proposed["suppressed"] == 1
     assert proposed["slack_posts"] == {"#incidents": 3, "#payments-oncall": 1, "#finance": 1}
+    assert proposed["github_issues"] == in_force["github_issues"] == {}  # no token: none
     assert result["changed"] == 3
     kinds = sorted(d["kind"] for d in result["differences"])
     assert kinds == ["github workflow_run.completed", "stripe charge.dispute.created",
