@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -159,10 +160,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = load_settings()  # or exit 2 with one line per bad HUB_* variable
     quiet = args.command not in LOGGING_COMMANDS
-    if quiet:
-        # `hub events show ... | head`: a reader that stops early ends us quietly, as any
-        # Unix tool, instead of a BrokenPipeError traceback.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     configure_logging(settings, level=logging.WARNING if quiet else None)
     warn_unknown_settings()
     # The one place a command runs: a check every command must pass goes right above.
@@ -173,7 +170,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         require_schema(settings)  # or exit 2: no database, or its schema is behind
     if args.command in LOGGING_COMMANDS and settings.rules_file:
         _require_rules(settings.rules_file)
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except BrokenPipeError:
+        # `hub events show ... | head`: the reader stopped early. End quietly, as any Unix
+        # tool, not with a traceback (Python's advice: point stdout at devnull so the flush
+        # at exit does not fail again). SIGPIPE is not reset instead: main() also runs
+        # inside other processes (the tests), which must keep getting EPIPE as an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)
 
