@@ -149,6 +149,28 @@ def test_the_catch_up_walks_a_long_history_in_short_transactions(engine, monkeyp
     assert catch_up(engine, timedelta(0)) == 0
 
 
+def test_a_rule_glob_takes_back_its_kinds_and_the_api_wants_them(engine):
+    """A routing rule's `type: "check_run.*"` is published as a glob: the catch-up takes back
+    the kinds it covers (LIKE, with `_` literal, not a wildcard) and the API's table wants
+    them, and nothing else."""
+    publish(engine, ["github:ping"])
+    catch_up(engine, timedelta(0))
+    check = _store(engine, "github:check_run.completed", routed=False)
+    star = _store(engine, "github:star.created", routed=False)
+    lookalike = _store(engine, "github:checkXrun.completed", routed=False)  # `_` is literal
+    publish(engine, ["github:ping", "github:check_run.*"])
+    assert catch_up(engine, timedelta(0)) == 1
+    found = rows(engine)
+    assert found[check] == ("received", 0)
+    assert found[star] == found[lookalike] == ("ignored", 0)
+    table = RouteTable(engine, 5.0)
+    table.reload()
+    assert table.wants("github", "check_run.requested")
+    assert table.wants("github", "ping")
+    assert not table.wants("github", "star.created")
+    assert not table.wants("github", "checkXrun.completed")
+
+
 @pytest.fixture
 def prod_settings(prod_settings: Settings) -> Settings:
     return prod_settings.model_copy(update={"routes_refresh_s": 1.0})

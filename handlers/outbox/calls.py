@@ -43,3 +43,9 @@ def called(
     except RateLimited:
         ctx.metrics.rate_limited(target, method)
         raise
+
+
+def held_back(incident: Any) -> bool:
+    """Opened under a silence and never posted: a resolve before the silence ended leaves
+    nothing to announce, update or reply to."""
+    return bool(incident.silence_id) and not incident.slack_ts

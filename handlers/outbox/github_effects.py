@@ -6,17 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from handlers.context import WorkflowContext
-from handlers.outbox.calls import Done, Wait, called
+from handlers.outbox.calls import Done, Wait, called, held_back
 from integrations.outbound import Permanent
 
 if TYPE_CHECKING:
     from integrations.github_api import IssueTracker
-
-
-def held_back(incident: Any) -> bool:
-    """Opened under a silence and never posted: a resolve before the silence ended leaves
-    nothing to announce, update or reply to."""
-    return bool(incident.silence_id) and not incident.slack_ts
 
 
 def tracker_for(ctx: WorkflowContext, incident: Any) -> IssueTracker | None:

@@ -8,10 +8,9 @@ import logging
 from typing import Any
 
 from handlers.context import WorkflowContext
-from handlers.outbox.calls import Done, Perform, Wait, called
+from handlers.outbox.calls import Done, Perform, Wait, called, held_back
 from handlers.outbox.github_effects import (
     comment_on_issue,
-    held_back,
     open_issue,
     set_issue_state,
     tracker_for,

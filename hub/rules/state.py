@@ -126,8 +126,10 @@ class RulesInForce:
         """Re-read the file when some process recorded a reload since we last looked."""
         with self._engine.connect() as conn:
             newest = conn.execute(select(func.max(reloads.c.id))).scalar()
-        if newest is None or newest == self._seen or self.path is None:
-            self._seen = newest if self._seen is None else self._seen
+        if newest is None or newest == self._seen:
+            return
+        if self.path is None:  # no file to re-read: the catalogue alone stays in force
+            self._seen = newest
             return
         try:
             rules = read(self.path)

@@ -66,8 +66,6 @@ def test_an_incident_opened_under_a_silence_is_posted_when_it_ends_if_still_live
     assert incident.silence_id == held["id"]
     time.sleep(1.0)
     assert slack.messages("#incidents") == [] and github.issues("acme/ops") == []
-    # Counted as usual meanwhile: a second occurrence of a grouped failure would add; here
-    # a second dispute event for the same dispute is an occurrence of the same incident.
     (message,) = wait_for(lambda: slack.messages("#incidents"), timeout=20,
                           what="the post once the silence ended")  # fmt: skip
     assert "Dispute" in message.text
