@@ -8,8 +8,11 @@ re-armed message update. Everything else (opens, resolves, versioned changes) go
 the same `apply_in` as a single event, in the batch's order for its key, so the watermark and
 the open/resolve order per key are exactly what one-by-one application gives.
 
-If anything in the batch raises (one bad event, or a race with another worker opening the
-same key), the transaction is rolled back and each event is applied alone, in its own
+The live incidents are read, not locked: a row is locked from the occurrences' UPDATE to the
+commit, so workers on the same few keys overlap instead of queueing behind each other's whole
+batch. A batch that lost a race (another worker opened one of its keys, or resolved one of
+its incidents, meanwhile) is rolled back and run once more as a batch. If anything else
+raises (one bad event), or the second run fails too, each event is applied alone, in its own
 transaction: a failing event fails alone."""
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
 from handlers.triggers.apply import (
@@ -49,12 +53,20 @@ def apply_triggers(
     # Keys in a fixed order (stable: a key's own events keep theirs), so two workers' batches
     # lock incident rows in the same order rather than into a deadlock.
     ordered = sorted(range(len(items)), key=lambda i: items[i][1].key)
-    try:
-        with write(ctx.engine) as conn:
-            outcomes, deliver = _apply_all(conn, ctx, [items[i] for i in ordered])
-    except Exception as exc:
-        log.info("a batch of %d changes applied one by one: %s", len(items), type(exc).__name__)
-        return [_alone(ctx, event_id, trigger) for event_id, trigger in items]
+    for retry in (True, False):
+        try:
+            with write(ctx.engine) as conn:
+                outcomes, deliver = _apply_all(conn, ctx, [items[i] for i in ordered])
+            break
+        except (Raced, IntegrityError) as exc:
+            # Another worker opened (or resolved) one of these keys first: a burst on a new
+            # key meets every worker's first batch at once. Once more, as a batch, sees it.
+            if retry:
+                log.info("a batch of %d changes again: %s", len(items), type(exc).__name__)
+                continue
+            return _one_by_one(ctx, items, exc)
+        except Exception as exc:
+            return _one_by_one(ctx, items, exc)
     result: list[Outcome | Exception] = [outcomes[0]] * len(items)
     debug = logging.getLogger(log_outcome.__module__).isEnabledFor(logging.DEBUG)
     for position, i in enumerate(ordered):
@@ -68,6 +80,13 @@ def apply_triggers(
     for incident_id in deliver:
         incident_changes.schedule_delivery(ctx.queue, incident_id)
     return result
+
+
+def _one_by_one(
+    ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]], exc: Exception
+) -> list[Outcome | Exception]:
+    log.info("a batch of %d changes applied one by one: %s", len(items), type(exc).__name__)
+    return [_alone(ctx, event_id, trigger) for event_id, trigger in items]
 
 
 def _alone(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome | Exception:
@@ -100,6 +119,10 @@ def _apply_all(
 def _is_occurrence(trigger: Trigger) -> bool:
     """An unversioned open: it adds to the key's live incident, or opens one."""
     return trigger.change == Change.OPEN and trigger.version is None
+
+
+class Raced(RuntimeError):
+    """Another worker resolved an incident this batch was adding to: apply one by one."""
 
 
 Pending = list[tuple[str, Trigger, int]]  # event id, trigger, position in the outcomes
@@ -188,7 +211,8 @@ class _Batch:
     def _flush_key(self, key: str) -> None:
         live = self.live.pop(key, None)
         if live is not None and (pending := self.adds.pop(live.id, None)):
-            self.conn.execute(*_update(pending, incident_id=live.id))
+            if self.conn.execute(*_update(pending, incident_id=live.id)).first() is None:
+                raise Raced(f"{live.id} was resolved while this batch ran")
             self._link(live.id, pending)
 
     def finish(self) -> None:
@@ -199,10 +223,13 @@ class _Batch:
             stmt, params = _update(pending, incident_id=incident_id, returning=False)
             shapes.setdefault(stmt, []).append(params)
             self._link(incident_id, pending)
-        for stmt, rows in shapes.items():
-            self.conn.execute(stmt, rows)
+        # The links first: they lock nothing another batch wants. The incidents' rows are
+        # locked from their UPDATE to the commit, not from the batch's first read.
         if self.links:
             self.conn.execute(_sql().link, self.links)
+        for stmt, rows in shapes.items():
+            if self.conn.execute(stmt, rows).rowcount != len(rows):
+                raise Raced("an incident of this batch was resolved while it ran")
         if self.rearm:
             self.deliver |= rearm_many(self.conn, "slack.update", self.rearm)
 
@@ -250,14 +277,14 @@ def _sql() -> _Statements:
         seen=select(incident_events.c.event_id, incident_events.c.incident_id).where(
             incident_events.c.event_id.in_(bindparam("p_ids", expanding=True))
         ),
-        # In key order, so two workers' batches lock the same rows in the same order.
-        live=select(incidents)
-        .where(
+        # Read, not locked (FOR UPDATE here serialised every batch on a few keys behind
+        # each other's whole transaction: 16 threads waiting on 5 rows, measured). The
+        # occurrences' UPDATE re-checks `status != resolved` under the row lock at the end;
+        # a batch that loses that race rolls back and is applied one event at a time.
+        live=select(incidents).where(
             incidents.c.key.in_(bindparam("p_keys", expanding=True)),
             incidents.c.status != "resolved",
-        )
-        .order_by(incidents.c.key)
-        .with_for_update(),
+        ),
         link=insert(incident_events),
     )
 
@@ -276,7 +303,8 @@ def _add(by_key: bool, summary: bool, links: bool, returning: bool) -> Any:
         values["summary"] = bindparam("p_summary")
     if links:
         values["links"] = bindparam("p_links", type_=JSONType)
-    where: Any = incidents.c.id == bindparam("p_incident_id")
+    # Resolved since the batch read it: no row, and the batch falls back (see `live`).
+    where: Any = (incidents.c.id == bindparam("p_incident_id")) & (incidents.c.status != "resolved")
     if by_key:
         where = (incidents.c.key == bindparam("p_key")) & (incidents.c.status != "resolved")
     stmt = update(incidents).where(where).values(**values)

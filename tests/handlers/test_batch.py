@@ -6,15 +6,18 @@ event fails alone. Run on SQLite and PostgreSQL (`any_ctx`)."""
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
 from handlers.dispatch import route_events
 from handlers.routing_table import ROUTES
+from handlers.triggers import batch
 from handlers.triggers.model import Change, Trigger
 from handlers.triggers.workflow import incident_workflow
 from hub.events.store import attempts, events
@@ -199,3 +202,77 @@ def test_occurrences_around_a_resolve_of_the_same_key_end_as_one_by_one(
 
     assert outcome(batched) == outcome(alone)
     assert len(outcome(batched)) > 2  # resolves happened between occurrences
+
+
+@pytest.mark.services
+def test_a_resolve_another_worker_commits_mid_batch_sends_the_occurrences_to_a_new_incident(
+    postgres_url, monkeypatch
+):
+    """The batch reads the live incident without locking it (no worker waits on another's
+    whole batch); the resolve that commits in between wins, and the batch's occurrences,
+    re-applied one by one, open a new incident instead of counting on the resolved one."""
+    ctx = context_for(make_settings(postgres_url))
+
+    def grouped_event(resolve: bool, summary: str) -> str:
+        body = {"key": "a", "resolve": resolve, "summary": summary}
+        return store_event(ctx, "github", "grouped", body)
+
+    route_events(ctx, [grouped_event(False, "first")], GROUPED)
+    (first,) = all_incidents(ctx)
+    later = [grouped_event(False, f"again {n}") for n in range(3)]
+    resolve = grouped_event(True, "fixed")
+    finish, resolved_meanwhile, waited = batch._Batch.finish, threading.Event(), []
+
+    def resolve_first(self: Any) -> None:
+        if not resolved_meanwhile.is_set():  # once: not in the resolve's own batch, nor later
+            resolved_meanwhile.set()
+            worker = threading.Thread(target=route_events, args=(ctx, [resolve], GROUPED))
+            worker.start()
+            worker.join(timeout=10)  # blocked here if the batch held the incident's row
+            waited.append(worker.is_alive())  # (an assert here would be the batch's error)
+        finish(self)
+
+    monkeypatch.setattr(batch._Batch, "finish", resolve_first)
+    route_events(ctx, later, GROUPED)
+
+    assert waited == [False], "the other worker waited for this batch's lock"
+    old, new = all_incidents(ctx)
+    assert (old.id, old.status, old.occurrences) == (first.id, "resolved", 1)
+    assert (new.status, new.occurrences, new.summary) == ("open", 3, "again 2")
+    linked = rows(ctx, incident_events, incident_events.c.incident_id == new.id)
+    assert sorted(link.event_id for link in linked) == sorted(later)
+    assert statuses(ctx) == {"processed": 5}
+
+
+@pytest.mark.services
+def test_a_batch_that_loses_the_race_to_open_its_key_retries_as_a_batch(postgres_url, monkeypatch):
+    """Every worker's first batch of a burst on a new key tries to open it at once; the
+    losers retry as a batch and add their occurrences to the winner's incident, in a few
+    commits rather than one per event."""
+    ctx = context_for(make_settings(postgres_url))
+
+    def grouped_event(summary: str) -> str:
+        body = {"key": "a", "resolve": False, "summary": summary}
+        return store_event(ctx, "github", "grouped", body)
+
+    burst = [grouped_event(f"burst {n}") for n in range(20)]
+    rival = grouped_event("rival")
+    opened_meanwhile = threading.Event()
+
+    def lose_the_race(self: Any, *args: Any) -> str:
+        # Both opened at once: the rival committed first, and the unique index on a key's
+        # live incident refuses this batch's row (what PostgreSQL does to the loser).
+        opened_meanwhile.set()
+        worker = threading.Thread(target=route_events, args=(ctx, [rival], GROUPED))
+        worker.start()
+        worker.join(timeout=10)
+        raise IntegrityError("INSERT INTO incidents", {}, Exception("duplicate live key"))
+
+    monkeypatch.setattr(batch._Batch, "_open", lose_the_race)
+    commits = commits_during(ctx, lambda: route_events(ctx, burst, GROUPED))
+
+    assert opened_meanwhile.is_set()
+    (incident,) = all_incidents(ctx)
+    assert (incident.occurrences, incident.summary) == (21, "burst 19")
+    assert statuses(ctx) == {"processed": 21}
+    assert commits < 10, f"{commits} commits: the burst was applied one event at a time"
