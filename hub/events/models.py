@@ -47,8 +47,15 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("provider", "delivery_id", name="uq_events_provider_delivery"),
         Index("ix_events_status_id", "status", "id"),
-        # Only active events carry a deadline, so the sweeper's range scan stays small.
-        Index("ix_events_deadline", "deadline"),
+        # Only active events carry a deadline, so the sweeper's range scan stays small; partial,
+        # so the ingest path's `ignored` rows (NULL) and settled ones cost this index nothing.
+        # `deadline < ?` implies NOT NULL, so both planners use it for the sweeps.
+        Index(
+            "ix_events_deadline",
+            "deadline",
+            sqlite_where=text("deadline IS NOT NULL"),
+            postgresql_where=text("deadline IS NOT NULL"),
+        ),
         # Partial: the ingest path inserts NULL here and must not pay for this index.
         Index(
             "ix_events_replay_id",
