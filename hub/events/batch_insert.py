@@ -111,10 +111,19 @@ class InsertPlan:
         """The PostgreSQL statement and its parameters: one multi-row INSERT, one round trip."""
         params: list[Any] = []
         now = self.now
-        for eid, provider, delivery_id, type_, status, deadline, headers, body in self.rows:
+        # In key order: two APIs given the same deliveries (a retry racing its original) in
+        # different orders each waited on the other's unique-index entry, a deadlock that
+        # PostgreSQL broke by failing one batch (503s, seen once in CI's scale-out test).
+        for eid, provider, delivery_id, type_, status, deadline, headers, body in sorted(
+            self.rows, key=_by_key
+        ):
             params += (eid, provider, delivery_id, type_, status, now, now, deadline)
             params += (orjson.dumps(headers).decode(), body)
         return _postgres(len(self.rows)), params
+
+
+def _by_key(row: Row) -> tuple[str, str]:
+    return row[1], row[2]
 
 
 def pg_existing_params(keys: Sequence[tuple[str, str]]) -> list[Any]:
