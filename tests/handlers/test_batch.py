@@ -173,6 +173,11 @@ def grouped(payload: Any) -> Trigger:
 GROUPED = {("github", "grouped"): (incident_workflow(grouped),)}
 
 
+def store_grouped(ctx: WorkflowContext, summary: str, *, resolve: bool = False) -> str:
+    body = {"key": "a", "resolve": resolve, "summary": summary}
+    return store_event(ctx, "github", "grouped", body)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_occurrences_around_a_resolve_of_the_same_key_end_as_one_by_one(
     any_ctx, sqlite_template, tmp_path, seed
@@ -212,15 +217,10 @@ def test_a_resolve_another_worker_commits_mid_batch_sends_the_occurrences_to_a_n
     whole batch); the resolve that commits in between wins, and the batch's occurrences,
     re-applied one by one, open a new incident instead of counting on the resolved one."""
     ctx = context_for(make_settings(postgres_url))
-
-    def grouped_event(resolve: bool, summary: str) -> str:
-        body = {"key": "a", "resolve": resolve, "summary": summary}
-        return store_event(ctx, "github", "grouped", body)
-
-    route_events(ctx, [grouped_event(False, "first")], GROUPED)
+    route_events(ctx, [store_grouped(ctx, "first")], GROUPED)
     (first,) = all_incidents(ctx)
-    later = [grouped_event(False, f"again {n}") for n in range(3)]
-    resolve = grouped_event(True, "fixed")
+    later = [store_grouped(ctx, f"again {n}") for n in range(3)]
+    resolve = store_grouped(ctx, "fixed", resolve=True)
     finish, resolved_meanwhile, waited = batch._Batch.finish, threading.Event(), []
 
     def resolve_first(self: Any) -> None:
@@ -250,13 +250,8 @@ def test_a_batch_that_loses_the_race_to_open_its_key_retries_as_a_batch(postgres
     losers retry as a batch and add their occurrences to the winner's incident, in a few
     commits rather than one per event."""
     ctx = context_for(make_settings(postgres_url))
-
-    def grouped_event(summary: str) -> str:
-        body = {"key": "a", "resolve": False, "summary": summary}
-        return store_event(ctx, "github", "grouped", body)
-
-    burst = [grouped_event(f"burst {n}") for n in range(20)]
-    rival = grouped_event("rival")
+    burst = [store_grouped(ctx, f"burst {n}") for n in range(20)]
+    rival = store_grouped(ctx, "rival")
     opened_meanwhile = threading.Event()
 
     def lose_the_race(self: Any, *args: Any) -> str:
