@@ -131,7 +131,9 @@ class Settings(BaseSettings):
     # embedded worker process on the API's core and 20% of events running workflows: at 10
     # the API answered 0.86x the bare route's rate, p99 18.5 ms; at 15 0.97x, 16.0 ms; at 19
     # 0.92-1.02x, 13.5-18.2 ms, and the backlog (7,000 events) drained within 3 s of the
-    # load stopping. Under a load that never lets up, the backlog waits.
+    # load stopping. Under a load that never lets up, the backlog waits. While the embedded
+    # worker process holds SQLite's write lock it runs at the API's priority where the OS
+    # allows it (CAP_SYS_NICE): the API may be waiting for that lock.
     worker_nice: int | None = None
     # An event stuck in `processing` longer than this is taken back by the sweeper: a worker
     # that died mid-event must not wait for Dramatiq's 60 s heartbeat plus a random pass.

@@ -15,6 +15,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
 from hub.runtime.periodic import Periodic
+from hub.runtime.priority import ProcessPriority
 
 log = logging.getLogger(__name__)
 _gates: WeakKeyDictionary[Engine, WriteGate] = WeakKeyDictionary()
@@ -30,7 +31,8 @@ class WriteGate:
     after transaction takes the lock again before a woken API thread has run, and webhooks
     waited 170-900 ms (measured, `make bench` at 20% routed). So an API writer holds
     `<database>-wait` shared while it waits, and a worker does not take the lock while
-    anyone holds that: it waits for at most the one transaction it had already begun."""
+    anyone holds that: it waits for at most the one transaction it had already begun. And
+    that transaction runs at the API's CPU priority, not the worker's (hub/runtime/priority.py)."""
 
     def __init__(self, path: str | None) -> None:
         self._lock = threading.Lock()
@@ -38,6 +40,7 @@ class WriteGate:
         self._fd: int | None = None
         self._wait_fd: int | None = None
         self.first = False  # an API process: see prioritise_writes
+        self.priority: ProcessPriority | None = None  # a worker process: see raise_while_writing
 
     def __enter__(self) -> None:
         self._lock.acquire()
@@ -68,12 +71,23 @@ class WriteGate:
                 continue
             fcntl.flock(self._wait_fd, fcntl.LOCK_UN)
             break
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        if self.priority is not None:
+            # Before the lock is granted: the kernel grants it to a sleeping waiter, and
+            # from then on the waiter is in the API's way.
+            self.priority.raise_()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            if self.priority is not None:
+                self.priority.lower()
+            raise
 
     def __exit__(self, *_exc: object) -> None:
         try:
             if self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+                if self.priority is not None:
+                    self.priority.lower()
         finally:
             self._lock.release()
 
@@ -91,6 +105,14 @@ def prioritise_writes(engine: Engine) -> None:
     gate = _gates.get(engine)
     if gate is not None:
         gate.first = True
+
+
+def raise_while_writing(engine: Engine, priority: ProcessPriority) -> None:
+    """This worker process runs below the API: at the API's priority while it holds SQLite's
+    write lock (hub/runtime/priority.py)."""
+    gate = _gates.get(engine)
+    if gate is not None:
+        gate.priority = priority
 
 
 def is_sqlite(url: str) -> bool:
