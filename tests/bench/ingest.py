@@ -64,7 +64,13 @@ def run_share(mode: str, load: mix.Mix, args: argparse.Namespace, top: Path) -> 
 
     def drive(kind: str, seconds: int, count: int = 0) -> wrk.WrkResult:
         url = f"http://127.0.0.1:{ports[kind]}/"
-        result = wrk.run(url, script, duration_s=seconds, connections=args.connections)
+        result = wrk.run(
+            url,
+            script,
+            duration_s=seconds,
+            connections=args.connections,
+            server_cpu=servers.SERVER_CPU,
+        )
         if kind == "hub":
             hub_runs.append((result, count))
         return result
@@ -100,7 +106,7 @@ def run_share(mode: str, load: mix.Mix, args: argparse.Namespace, top: Path) -> 
 def summarise(
     mode: str, load: mix.Mix, rounds: list[tuple[float, wrk.WrkResult, wrk.WrkResult]]
 ) -> dict[str, Any]:
-    rounds = sorted(rounds, key=lambda r: r[0])
+    by_run, rounds = rounds, sorted(rounds, key=lambda r: r[0])
     ratio, bare, hub = rounds[len(rounds) // 2]
     # The tail moves more than the throughput between rounds: keep all of them. The tail's
     # figure is the median of the rounds' p99s, not the p99 of the round with the median
@@ -116,6 +122,8 @@ def summarise(
         "ratio": ratio,
         "round_ratios": [round(r[0], 3) for r in rounds],
         "round_p99_ms": p99s,
+        # Per round, in the order run: (bare, hub) steal on the server's core, in percent.
+        "round_steal_pct": [(r[1].server_steal_pct, r[2].server_steal_pct) for r in by_run],
         "p50_ms": hub.p50_ms,
         "p99_ms": p99s[len(p99s) // 2],
     }

@@ -96,6 +96,8 @@ def details(r: dict[str, Any]) -> str:
     errors = sum(r["hub"]["socket_errors"].values())
     return (
         f"hub/bare per round {r['round_ratios']}; p99 ms per round {r['round_p99_ms']}; "
+        f"steal % on the server core per round, bare/hub, in run order "
+        f"{[f'{b:g}/{h:g}' for b, h in r.get('round_steal_pct', [])]}; "
         f"hub non-2xx {r['hub']['non_2xx']}, socket errors {errors}; backlog "
         f"{d['backlog_at_load_end']:,}, {d['still_active']:,} left after {d['wait_s']} s; "
         f"by status {d['by_status']}; incidents {r['incidents']:,}; rows {s['rows']:,} of "

@@ -82,6 +82,9 @@ class WrkResult:
     non_2xx: int  # wrk counts status >= 400 here
     socket_errors: dict[str, int]
     sent: int  # requests written, including those still in flight when wrk stopped
+    # The server core's time the hypervisor gave to other guests during the run (/proc/stat
+    # "steal"): on a shared host it moves rounds by more than the changes being measured.
+    server_steal_pct: float = 0.0
 
     @property
     def ok(self) -> int:
@@ -110,13 +113,37 @@ def run(
     duration_s: int,
     connections: int,
     cpu: str = "1",
+    server_cpu: str = "0",
 ) -> WrkResult:
     """One wrk run pinned to `cpu` (the server side has the other core), sending the
     script's requests in order (cycling if it sends more than there are)."""
     cmd = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s"]
     cmd += ["--latency", "-s", str(script), url]
+    before = cpu_times(server_cpu)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration_s + 120)
-    return parse(out.stdout)
+    result = parse(out.stdout)
+    result.server_steal_pct = steal_pct(before, cpu_times(server_cpu))
+    return result
+
+
+def cpu_times(core: str) -> list[int]:
+    """One core's line of /proc/stat: user nice system idle iowait irq softirq steal ..."""
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                if line.startswith(f"cpu{core} "):
+                    return [int(n) for n in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def steal_pct(before: list[int], after: list[int]) -> float:
+    if len(before) < 8 or len(after) < 8:
+        return 0.0  # no /proc/stat, or a kernel that does not count steal
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent[:8])  # guest time is already inside user and nice
+    return round(100 * spent[7] / total, 1) if total else 0.0
 
 
 def parse(text: str) -> WrkResult:
