@@ -13,13 +13,15 @@ TARGETS: dict[tuple[str, float], tuple[float, float | None]] = {
 }
 HEAD = (
     "mode", "routed", "hub req/s", "bare req/s", "hub/bare", "p50 ms", "p99 ms", "backlog",
-    "drain s", "stored once", "target",
+    "drain s", "stored once", "steal", "target",
 )  # fmt: skip
-ROW = "{:<14} {:>6} {:>9} {:>10} {:>8} {:>6} {:>6} {:>7} {:>7} {:>11}  {}"
+ROW = "{:<14} {:>6} {:>9} {:>10} {:>8} {:>6} {:>6} {:>7} {:>7} {:>11} {:>6}  {}"
 NOTE = """\
 hub and bare FastAPI route in the same run (server on core 0, wrk -t1 on core 1), hub/bare of
 the median round, p50 of that round, p99 the median of the rounds' p99s; backlog: events
-still received/queued/processing when the load stopped, drain s: until none was left."""
+still received/queued/processing when the load stopped, drain s: until none was left;
+steal: the most CPU time the hypervisor took from the server's core in any of the row's runs
+(a shared host: above a few percent, the row's figures are not comparable with others)."""
 
 
 def target(r: dict[str, Any]) -> tuple[float, float | None] | None:
@@ -78,6 +80,7 @@ def row(r: dict[str, Any]) -> str:
         f"{d['backlog_at_load_end']:,}",
         drained,
         "yes" if r["stored"]["pass"] else "NO",
+        f"{max((max(pair) for pair in r.get('round_steal_pct', [])), default=0):g}%",
         verdict,
     ).rstrip()
 
