@@ -122,7 +122,7 @@ def _is_occurrence(trigger: Trigger) -> bool:
 
 
 class Raced(RuntimeError):
-    """Another worker resolved an incident this batch was adding to: apply one by one."""
+    """Another worker resolved an incident this batch was adding to: run the batch again."""
 
 
 Pending = list[tuple[str, Trigger, int]]  # event id, trigger, position in the outcomes
@@ -280,7 +280,7 @@ def _sql() -> _Statements:
         # Read, not locked (FOR UPDATE here serialised every batch on a few keys behind
         # each other's whole transaction: 16 threads waiting on 5 rows, measured). The
         # occurrences' UPDATE re-checks `status != resolved` under the row lock at the end;
-        # a batch that loses that race rolls back and is applied one event at a time.
+        # a batch that loses that race rolls back and runs again (apply_triggers).
         live=select(incidents).where(
             incidents.c.key.in_(bindparam("p_keys", expanding=True)),
             incidents.c.status != "resolved",

@@ -215,7 +215,7 @@ def test_a_resolve_another_worker_commits_mid_batch_sends_the_occurrences_to_a_n
 ):
     """The batch reads the live incident without locking it (no worker waits on another's
     whole batch); the resolve that commits in between wins, and the batch's occurrences,
-    re-applied one by one, open a new incident instead of counting on the resolved one."""
+    applied again, open a new incident instead of counting on the resolved one."""
     ctx = context_for(make_settings(postgres_url))
     route_events(ctx, [store_grouped(ctx, "first")], GROUPED)
     (first,) = all_incidents(ctx)
