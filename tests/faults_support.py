@@ -467,6 +467,54 @@ def incident_rows(settings: Settings) -> list[Any]:
         engine.dispose()
 
 
+def outbox_state(settings: Settings) -> str:
+    """For a failure message: each open effect (its tries, when it is due, how long since it
+    last changed, the incident's lease) and what the broker holds, one line each."""
+    from hub.incidents.changes import effects
+
+    engine = make_engine(settings.database_url)
+    now = time.time()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(effects, incidents_table.c.lease_until)
+                .outerjoin(incidents_table, incidents_table.c.id == effects.c.incident_id)
+                .where(effects.c.status.in_(("pending", "attempting")))
+                .order_by(effects.c.id)
+            ).all()
+    finally:
+        engine.dispose()
+
+    def ago(t: Any) -> str:
+        if t is None:
+            return "-"
+        age = now - t.timestamp()
+        return f"{age:.1f}s_ago" if age >= 0 else f"in_{-age:.1f}s"
+
+    lines = [
+        f"effect {r.id} {r.kind} {r.incident_id} {r.status} failures={r.failures} "
+        f"due={ago(r.not_before)} changed={ago(r.updated_at)} lease={ago(r.lease_until)} "
+        f"error={(r.last_error or '')[:60]!r}"
+        for r in rows
+    ]
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+        ns, queue = settings.redis_namespace, settings.queue_name
+        with contextlib.suppress(redis.RedisError):
+            # Dramatiq's layout: a list per queue, a set per worker and queue of what it holds.
+            held = {
+                k.decode().split("__acks__.")[1]: client.scard(k)
+                for k in client.scan_iter(f"{ns}:__acks__.*")
+            }
+            beats = {w.decode(): f"{now - t / 1000:.1f}s ago" for w, t in client.zscan_iter(
+                f"{ns}:__heartbeats__")}  # fmt: skip
+            lines.append(
+                f"broker: {client.llen(f'{ns}:{queue}')} queued, "
+                f"{client.llen(f'{ns}:{queue}.DQ')} delayed; held {held}; heartbeats {beats}"
+            )
+    return "open effects:\n" + "\n".join(lines or ["none"])
+
+
 def drained(settings: Settings) -> bool:
     return not ACTIVE & set(status_counts(settings))
 

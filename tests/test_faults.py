@@ -10,6 +10,7 @@ test runs a Redis of its own, so restarting it disturbs nobody); required under 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from tests.faults_support import (
     check_incidents,
     drained,
     kill,
+    outbox_state,
     posted_count,
     settled_count,
     status_counts,
@@ -152,7 +154,8 @@ def settle_and_check(
         )
         posted = time.monotonic()
     except AssertionError as exc:
-        raise AssertionError(f"{exc}: {status_counts(settings)}\n{processes.logs()}") from exc
+        state = f"{status_counts(settings)}\n{outbox_state(settings)}"
+        raise AssertionError(f"{exc}: {state}\n{processes.logs()}") from exc
     finally:
         sender.close()
     first_ok = (
@@ -260,6 +263,7 @@ def test_everything_failing_at_once_for_15_s_loses_nothing(
     starts while the database is still away) and Redis restarted empty; then, as the hub
     catches up, Slack answering 500 for 6 s and 429 for 4 s."""
     proxy, via_proxy = database_proxy(fault_settings)
+    replacement: list[subprocess.Popen[bytes]] = []
 
     def fault() -> None:
         proxy.down()
@@ -268,7 +272,7 @@ def test_everything_failing_at_once_for_15_s_loses_nothing(
         private_redis.stop()
         time.sleep(3.0)
         private_redis.start()
-        processes.worker(via_proxy)
+        replacement.append(processes.worker(via_proxy))
         time.sleep(12.0)
         proxy.up()
         # The workers could not reach Slack while the database was away; this meets them
@@ -286,3 +290,5 @@ def test_everything_failing_at_once_for_15_s_loses_nothing(
         proxy.down()
     assert run[0].retried_503 + run[0].retried_errors > 0, "the outage was never seen"
     assert slack.failed_500 >= 1 and slack.rate_limited >= 1, "Slack's faults were never met"
+    # It waited for the database rather than exiting, and took its share once it came back.
+    assert replacement[0].poll() is None, "the replacement worker exited"

@@ -167,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command not in ("migrate", "demo", "doctor") and not offline:  # doctor: a line
         from hub.runtime.schema import require_schema
 
-        require_schema(settings)  # or exit 2: no database, or its schema is behind
+        # Or exit 2: no database, or its schema is behind. Servers wait for one not up yet.
+        require_schema(settings, wait_for_database=args.command in LOGGING_COMMANDS)
     if args.command in LOGGING_COMMANDS and settings.rules_file:
         _require_rules(settings.rules_file)
     try:

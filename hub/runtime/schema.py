@@ -3,8 +3,9 @@
 `problem(url)` answers None, or one line a person can act on: which database (the URL with
 its password hidden; for SQLite also the absolute path of the file, since `./hub.db` depends
 on the working directory) and `run: hub migrate`. Reading never creates a SQLite file.
-`hub serve`, `hub worker` and the admin commands refuse to start on such a line
-(`require_schema`); `/readyz` answers not ready with it (`SchemaWatch`).
+The admin commands refuse to start on such a line (`require_schema`); so do `hub serve` and
+`hub worker`, except that a database they cannot reach yet is waited for; `/readyz` answers
+not ready with it (`SchemaWatch`).
 
 SQLAlchemy and Alembic are imported inside the functions: `hub --help` must not load them."""
 
@@ -15,6 +16,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 RUN_MIGRATE = "run: hub migrate"
 CONNECT_TIMEOUT_S = 3
+MAX_WAIT_S = 10.0  # between tries of a database that does not answer yet
 
 
 class SchemaRefused(SystemExit):
@@ -37,12 +40,25 @@ class SchemaRefused(SystemExit):
         self.line = line
 
 
-def require_schema(settings: Settings) -> None:
-    """Exit 2 with the one line on stderr unless the database is there and at head."""
-    line = problem(settings.database_url)
-    if line is not None:
-        print(f"hub: {line}", file=sys.stderr)
-        raise SchemaRefused(line)
+def require_schema(settings: Settings, *, wait_for_database: bool = False) -> None:
+    """Exit 2 with the one line on stderr unless the database is there and at head.
+
+    `wait_for_database` (the long-running commands): a database that cannot be reached is
+    tried again, with the line and the wait on stderr each time, instead of exiting. Services
+    start in any order (a host booting, compose, a rollout during a failover), and a worker
+    that exits leaves its share of the work to a supervisor that may not restart it. A
+    missing or old schema still exits: only a person fixes that."""
+    delay = 1.0
+    while True:
+        line, unreachable = diagnose(settings.database_url)
+        if line is None:
+            return
+        if not (wait_for_database and unreachable):
+            print(f"hub: {line}", file=sys.stderr)
+            raise SchemaRefused(line)
+        print(f"hub: {line}; trying again in {delay:.0f} s", file=sys.stderr, flush=True)
+        time.sleep(delay)
+        delay = min(delay * 2, MAX_WAIT_S)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -103,27 +119,36 @@ def _known(revision: str) -> bool:
 def problem(url: str, engine: Engine | None = None) -> str | None:
     """None when the database is at the packaged head; else the one line that says why not.
     `engine`: an engine to reuse (e.g. the app's); otherwise a short-lived one is made."""
+    return diagnose(url, engine)[0]
+
+
+def diagnose(url: str, engine: Engine | None = None) -> tuple[str | None, bool]:
+    """`problem`'s line, and whether it is only that the database could not be reached."""
     path = sqlite_file(url)
     if path is not None and not path.is_file():
-        return f"no database at {path} ({describe(url)}); {RUN_MIGRATE}"
+        return f"no database at {path} ({describe(url)}); {RUN_MIGRATE}", False
     try:
         current = _current_revision(url, engine)
     except Exception as exc:
-        return f"cannot reach {_where(url)} ({describe(url)}): {_reason(exc, url)}"
+        # A server may come up later; a SQLite file that fails to open will not.
+        server = not url.startswith("sqlite")
+        return f"cannot reach {_where(url)} ({describe(url)}): {_reason(exc, url)}", server
     head = packaged_head()
     if current == head:
-        return None
+        return None, False
     if current is None:
-        return f"{_where(url)} has no schema ({describe(url)}); {RUN_MIGRATE}"
+        return f"{_where(url)} has no schema ({describe(url)}); {RUN_MIGRATE}", False
     if _known(current):
-        return (
+        line = (
             f"{_where(url)} is at schema revision {current}, behind this hub's {head} "
             f"({describe(url)}); {RUN_MIGRATE}"
         )
-    return (
+        return line, False
+    line = (
         f"{_where(url)} is at schema revision {current}, which this hub (head {head}) does "
         f"not know: it was migrated by a newer hub ({describe(url)})"
     )
+    return line, False
 
 
 def _current_revision(url: str, engine: Engine | None) -> str | None:
