@@ -20,8 +20,10 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkflowContext) -> dict[str, d
     def route(event_ids: Sequence[str]) -> None:
         route_events(ctx, event_ids, ROUTES)
 
-    def deliver(incident_id: str | None) -> None:
-        deliver_effects(ctx, incident_id)
+    def deliver(incidents: str | list[str] | None) -> None:
+        # One incident's id (as messages sent before several went to a message), a list
+        # of them, or None for effects of no incident.
+        deliver_effects(ctx, incidents)
 
     def housekeeping() -> None:
         keep_house(ctx)

@@ -12,6 +12,7 @@ worker thread, and does not count as a failure."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -34,37 +35,56 @@ LANES = ("slack.", "github.")
 OPEN = (EffectStatus.PENDING, EffectStatus.ATTEMPTING)
 
 
-def deliver_effects(ctx: WorkflowContext, incident_id: str | None) -> None:
-    """The delivery actor's body, for one incident (or for effects of no incident).
+def deliver_effects(ctx: WorkflowContext, target: str | list[str] | None) -> None:
+    """The delivery actor's body, for one incident, several, or effects of no incident.
 
-    Only the lease holder delivers and reschedules. A message that finds the lease held
-    ends at once: the holder checks for due effects again after releasing, so whatever
+    Only the lease holder delivers and reschedules. An incident whose lease is held is
+    skipped at once: the holder checks for due effects again after releasing, so whatever
     was recorded while it worked is still delivered, and a burst of messages for one
-    incident does not turn into a swarm of rescheduled ones."""
-    while True:
-        if incident_id is not None and not _lease(ctx, incident_id):
-            return
-        try:
-            waits = [_drain_lane(ctx, incident_id, lane) for lane in LANES]
-        finally:
-            if incident_id is not None:
-                _release(ctx, incident_id)
+    incident does not turn into a swarm of rescheduled ones. Several incidents are leased
+    in one transaction and released in one, and delivered one after the other."""
+    if target is None:
+        waits = [_drain_lane(ctx, None, lane) for lane in LANES]
         due = [w for w in waits if w is not None]
         if due:
-            schedule_delivery(ctx.queue, incident_id, delay_s=min(due))
+            schedule_delivery(ctx.queue, None, delay_s=min(due))
+        return
+    pending = [target] if isinstance(target, str) else list(dict.fromkeys(target))
+    while pending:
+        leased = _lease(ctx, pending)
+        if not leased:
             return
-        if incident_id is None or not _any_due(ctx, incident_id):
-            return
+        blocked: dict[str, float] = {}
+        began = time.monotonic()
+        try:
+            for incident_id in leased:
+                if time.monotonic() - began > ctx.settings.effect_lease_s / 2:
+                    # Slow calls ate into the lease: the rest go to a message of their own
+                    # rather than risk a lease running out while this worker still delivers.
+                    blocked[incident_id] = 0.0
+                    continue
+                waits = [_drain_lane(ctx, incident_id, lane) for lane in LANES]
+                if due := [w for w in waits if w is not None]:
+                    blocked[incident_id] = min(due)
+        finally:
+            _release(ctx, leased)
+        for incident_id, wait in blocked.items():
+            schedule_delivery(ctx.queue, incident_id, delay_s=wait)
+        pending = _any_due(ctx, [i for i in leased if i not in blocked])
 
 
-def _any_due(ctx: WorkflowContext, incident_id: str) -> bool:
-    stmt = select(effects.c.id).where(
-        effects.c.incident_id == incident_id,
+def _any_due(ctx: WorkflowContext, incident_ids: list[str]) -> list[str]:
+    """Those of the incidents with an effect due now, in the order given."""
+    if not incident_ids:
+        return []
+    stmt = select(effects.c.incident_id).where(
+        effects.c.incident_id.in_(incident_ids),
         effects.c.status.in_(OPEN),
         effects.c.not_before <= utcnow(),
     )
     with ctx.engine.connect() as conn:
-        return conn.execute(stmt.limit(1)).first() is not None
+        due = set(conn.execute(stmt.distinct()).scalars())
+    return [i for i in incident_ids if i in due]
 
 
 def _drain_lane(ctx: WorkflowContext, incident_id: str | None, lane: str) -> float | None:
@@ -250,16 +270,18 @@ def _dead(ctx: WorkflowContext, effect: Any, reason: str) -> None:
         conn.execute(insert(attempts), attempt)
 
 
-def _lease(ctx: WorkflowContext, incident_id: str) -> bool:
+def _lease(ctx: WorkflowContext, incident_ids: list[str]) -> list[str]:
+    """Those of the incidents this worker now holds (no other did), in the order given."""
     now = utcnow()
     until = now + timedelta(seconds=ctx.settings.effect_lease_s)
     free = incidents.c.lease_until.is_(None) | (incidents.c.lease_until < now)
     with write(ctx.engine) as conn:
-        stmt = update(incidents).where(incidents.c.id == incident_id, free)
-        return bool(conn.execute(stmt.values(lease_until=until)).rowcount)
+        stmt = update(incidents).where(incidents.c.id.in_(incident_ids), free)
+        held = set(conn.execute(stmt.values(lease_until=until).returning(incidents.c.id)).scalars())
+    return [i for i in incident_ids if i in held]
 
 
-def _release(ctx: WorkflowContext, incident_id: str) -> None:
+def _release(ctx: WorkflowContext, incident_ids: list[str]) -> None:
     with write(ctx.engine) as conn:
-        stmt = update(incidents).where(incidents.c.id == incident_id)
+        stmt = update(incidents).where(incidents.c.id.in_(incident_ids))
         conn.execute(stmt.values(lease_until=None))

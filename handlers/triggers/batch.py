@@ -77,8 +77,7 @@ def apply_triggers(
     added = [o.incident_id for o in outcomes if o.changed and o.message == OCCURRENCE]
     if added:
         log.info("%d occurrences added to %d incidents in one batch", len(added), len(set(added)))
-    for incident_id in deliver:
-        incident_changes.schedule_delivery(ctx.queue, incident_id)
+    incident_changes.schedule_deliveries(ctx.queue, deliver)
     return result
 
 

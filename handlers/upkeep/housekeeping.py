@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from handlers.context import WorkflowContext
 from handlers.upkeep.selfhealth import check_health
 from hub.events.models import utcnow
-from hub.incidents.changes import effects, incidents, owe, rearm, record, schedule_delivery
+from hub.incidents.changes import effects, incidents, owe, rearm, record, schedule_deliveries
 from hub.incidents.models import EffectStatus, IncidentStatus
 from hub.runtime.db import write
 
@@ -66,8 +66,7 @@ def escalate_unacknowledged(ctx: WorkflowContext) -> int:
             owe(conn, incident_id, "slack.reply", f"slack.reply:{entry}", payload={"text": text})
             rearm(conn, incident_id, "slack.update", f"slack.update:{incident_id}")
             done.append(incident_id)
-    for incident_id in done:
-        schedule_delivery(ctx.queue, incident_id)
+    schedule_deliveries(ctx.queue, done)
     return len(done)
 
 
@@ -89,6 +88,5 @@ def resend_stranded_effects(ctx: WorkflowContext) -> int:
     )
     with ctx.engine.connect() as conn:
         owners = [row[0] for row in conn.execute(stmt)]
-    for incident_id in owners:
-        schedule_delivery(ctx.queue, incident_id)
+    schedule_deliveries(ctx.queue, owners)
     return len(owners)

@@ -25,7 +25,7 @@ from hub.events.ids import new_event_id
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.queries import EventFilter
 from hub.events.store import events
-from hub.incidents.changes import effects, schedule_delivery
+from hub.incidents.changes import effects, schedule_deliveries
 from hub.incidents.models import EffectStatus
 from hub.runtime.db import write
 from hub.runtime.logs import bind
@@ -239,8 +239,7 @@ class Replayer:
 
     def _deliver(self, incident_ids: set[str | None]) -> None:
         if self.handoff:
-            for incident_id in incident_ids:
-                schedule_delivery(self.queue, incident_id)
+            schedule_deliveries(self.queue, incident_ids)
 
 
 def _revive_effects(conn: Connection, event_ids: Sequence[str], now: datetime) -> set[str | None]:

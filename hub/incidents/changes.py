@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,12 +80,32 @@ def change_status(
     return outcome
 
 
+# Incidents per delivery message: a burst that opens many (a batch of CI failures and
+# disputes) is leased and released in one transaction per message instead of one each,
+# while a message still holds few enough for the workers' threads to share a burst.
+DELIVERY_BATCH = 10
+
+
 def schedule_delivery(queue: EventQueue, incident_id: str | None, delay_s: float = 0) -> None:
     try:
         delay = int(delay_s * 1000) or None
         queue.send_actor(DELIVER_ACTOR, (incident_id,), delay_ms=delay)
     except Exception as exc:  # the outbox keeps the work; housekeeping sends it again
         log.warning("could not schedule delivery for %s: %s", incident_id, exc)
+
+
+def schedule_deliveries(queue: EventQueue, incident_ids: Iterable[str | None]) -> None:
+    """Delivery of these incidents' effects, several incidents to a message."""
+    wanted = set(incident_ids)
+    if None in wanted:  # effects of no incident go on their own
+        schedule_delivery(queue, None)
+    ids = sorted(i for i in wanted if i is not None)
+    for start in range(0, len(ids), DELIVERY_BATCH):
+        chunk = ids[start : start + DELIVERY_BATCH]
+        try:
+            queue.send_actor(DELIVER_ACTOR, (chunk if len(chunk) > 1 else chunk[0],))
+        except Exception as exc:  # as above: housekeeping sends it again
+            log.warning("could not schedule delivery for %d incidents: %s", len(chunk), exc)
 
 
 def locked(conn: Connection, condition: Any) -> Any:

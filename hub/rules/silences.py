@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from hub.admin import audit
 from hub.events.models import as_utc, utcnow
-from hub.incidents.changes import effects, incidents, schedule_delivery
+from hub.incidents.changes import effects, incidents, schedule_deliveries
 from hub.incidents.models import EffectStatus, IncidentStatus
 from hub.rules.compiled import Condition, LazyEnv, Miss, compile_where, matches
 from hub.rules.models import Silence
@@ -129,8 +129,7 @@ def expire(engine: Engine, queue: EventQueue, silence_id: str, actor: str) -> Si
                 .values(not_before=now)
             )  # fmt: skip
         audit.record(conn, actor, "silence.expire", silence_id, released=len(held))
-    for incident_id in held:
-        schedule_delivery(queue, incident_id)
+    schedule_deliveries(queue, held)
     return SilenceRow(**{**row.__dict__, "ends_at": now, "expired_by": actor[:200]})
 
 

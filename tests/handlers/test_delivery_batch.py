@@ -1,0 +1,114 @@
+"""A batch that opens many incidents hands their effects to the outbox several incidents to
+a message (issue #15: each incident leased and released in its own transaction was most
+of a worker's writes under a burst of new incidents). Each is still delivered once, in
+order, only by the worker holding it. On SQLite and PostgreSQL (`any_ctx`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from handlers.context import WorkflowContext
+from handlers.dispatch import route_events
+from handlers.outbox.deliver import deliver_effects
+from handlers.routing_table import ROUTES
+from hub.events.models import utcnow
+from hub.incidents.changes import DELIVERY_BATCH, incidents
+from hub.runtime.queue import DELIVER_ACTOR
+from integrations.slack_api import SlackClient
+from tests.conftest import make_settings
+from tests.fakes.slack import SlackServer
+from tests.handlers.conftest import all_incidents, context_for, effects_of
+from tests.handlers.test_batch import dispute
+
+
+def deliver_messages(ctx: WorkflowContext) -> list[Any]:
+    """The args of the delivery messages waiting in the stub broker, taken off it."""
+    queue = ctx.queue.broker.queues[ctx.queue.queue_name]  # type: ignore[attr-defined]
+    found, others = [], []
+    while not queue.empty():
+        data = queue.get_nowait()
+        message = json.loads(data)
+        (found if message["actor_name"] == DELIVER_ACTOR else others).append(message["args"][0])
+    return found
+
+
+def test_a_burst_of_new_incidents_is_delivered_several_to_a_message(any_ctx: WorkflowContext):
+    ctx = any_ctx
+    opened = DELIVERY_BATCH + 2
+    route_events(ctx, [dispute(ctx, "needs_response", f"dp_{n}") for n in range(opened)], ROUTES)
+    ids = sorted(i.id for i in all_incidents(ctx))
+    assert len(ids) == opened
+
+    messages = deliver_messages(ctx)
+    assert messages == [ids[:DELIVERY_BATCH], ids[DELIVERY_BATCH:]]
+    for target in messages:
+        deliver_effects(ctx, target)
+
+    posts = [e for e in effects_of(ctx) if e.kind == "slack.post"]
+    assert len(posts) == opened and {e.status for e in posts} == {"done"}
+    assert all(i.lease_until is None for i in all_incidents(ctx))
+    assert deliver_messages(ctx) == []  # nothing left over, nothing rescheduled
+
+
+def test_an_incident_another_worker_holds_is_left_to_it(any_ctx: WorkflowContext):
+    ctx = any_ctx
+    route_events(ctx, [dispute(ctx, "needs_response", f"dp_{n}") for n in range(3)], ROUTES)
+    first, held, last = sorted(i.id for i in all_incidents(ctx))
+    until = utcnow() + timedelta(seconds=60)
+    with ctx.engine.begin() as conn:
+        conn.execute(update(incidents).where(incidents.c.id == held).values(lease_until=until))
+
+    deliver_effects(ctx, [first, held, last])
+
+    status = {e.incident_id: e.status for e in effects_of(ctx) if e.kind == "slack.post"}
+    assert status == {first: "done", held: "pending", last: "done"}
+    # The holder's lease is untouched: it delivers, and looks again when it lets go.
+    leases = {i.id: i.lease_until for i in all_incidents(ctx)}
+    assert leases[held] is not None and leases[first] is None and leases[last] is None
+
+
+def test_a_message_from_before_batching_still_delivers_its_one_incident(
+    any_ctx: WorkflowContext,
+):
+    ctx = any_ctx
+    route_events(ctx, [dispute(ctx, "needs_response", "dp_old")], ROUTES)
+    (incident,) = all_incidents(ctx)
+    assert deliver_messages(ctx) == [incident.id]  # one incident: its id, as before
+    deliver_effects(ctx, incident.id)
+    assert {e.status for e in effects_of(ctx, incident.id)} == {"done"}
+
+
+def test_incidents_not_started_when_half_the_lease_is_gone_go_to_a_message_of_their_own(
+    sqlite_url: str,
+):
+    """Slow calls must not run a batch past its lease: another worker would then deliver
+    the same incident alongside this one, and its messages could go out of order."""
+    with SlackServer(channels=("a", "b", "c"), post_burst=10) as slack:
+        settings = make_settings(
+            sqlite_url,
+            slack_bot_token=slack.token,
+            slack_api_url=slack.api_url,
+            effect_lease_s=0.4,
+        )
+        ctx = replace(context_for(settings), slack=SlackClient(slack.token, slack.api_url))
+        route_events(ctx, [dispute(ctx, "needs_response", f"dp_{n}") for n in range(3)], ROUTES)
+        ids = sorted(i.id for i in all_incidents(ctx))
+        with ctx.engine.begin() as conn:  # a channel each: no post waits for another's slot
+            for incident_id, channel in zip(ids, ("#a", "#b", "#c"), strict=True):
+                stmt = update(incidents).where(incidents.c.id == incident_id)
+                conn.execute(stmt.values(channels=[channel]))
+        deliver_messages(ctx)
+        slack.hold("chat.postMessage", 0.3)  # longer than half the lease
+
+        deliver_effects(ctx, ids)
+
+        assert slack.posts == 1
+        status = {e.incident_id: (e.status, e.failures) for e in effects_of(ctx)}
+        assert status == {ids[0]: ("done", 0), ids[1]: ("pending", 0), ids[2]: ("pending", 0)}
+        assert deliver_messages(ctx) == [ids[1], ids[2]]  # at once, not delayed
+        assert all(i.lease_until is None for i in all_incidents(ctx))
