@@ -174,12 +174,12 @@ def test_a_burst_of_a_thousand_failed_payments_makes_a_handful_of_slack_calls(
 
 
 def test_a_429_waits_its_retry_after_without_counting_as_a_failure(client, slack, flow_settings):
-    slack.force_429(retry_after_s=1, for_s=0.8)
+    slack.rate_limit_next("chat.postMessage", retry_after_s=1)
     stripe(client, p.stripe_event("payout.failed", p.payout()))
     wait_for(lambda: slack.messages("#incidents"), what="the message after the 429")
     post = settled_effect(flow_settings, "slack.post")
     assert (post.status, post.failures) == ("done", 0)
-    assert slack.posts == 1
+    assert (slack.rate_limited, slack.posts) == (1, 1)
 
 
 def test_slash_command_lists_open_incidents_through_the_response_url(client, slack):

@@ -216,7 +216,7 @@ def test_outbound_calls_and_a_slack_429_are_counted_by_target_and_method(sqlite_
         github_api_url=github.api_url,
         github_incident_repo=REPO,
     )
-    slack.force_429(retry_after_s=1, for_s=0.8)
+    slack.rate_limit_next("chat.postMessage", retry_after_s=1)
     with TestClient(create_app(settings)) as client:
         payout = p.stripe_event("payout.failed", p.payout(), event_id=f"evt_{uuid.uuid4().hex}")
         assert post(client, "/webhooks/stripe", stripe_request(payout)) == 200

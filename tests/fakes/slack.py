@@ -17,6 +17,7 @@ string, writes send JSON, and form bodies are accepted too):
   default handlers retry connection errors only, and `RateLimitErrorRetryHandler` would sleep
   the Retry-After in the calling thread.
 - Faults: `fail_next(method, n, status=500 | error="...")`, `force_429(retry_after_s, for_s)`,
+  `rate_limit_next(method, n, retry_after_s=)`,
   `set_down("close" | "503")` / `set_up()`. A non-JSON 5xx body reaches the caller as
   `SlackApiError` with `response["error"]` "Received a response in a non-JSON format: ...".
   A dropped connection raises `http.client.RemoteDisconnected` (a ConnectionError), which
@@ -94,6 +95,7 @@ class SlackServer(FakeServer):
         self._faults: dict[str, deque[_Fault]] = {}
         self._forced: tuple[float, int] = (0.0, 0)  # (until, retry_after)
         self._holds: dict[str, float] = {}
+        self._limited: dict[str, deque[int]] = {}
         self._posts = 0
         self._rate_limited = 0
         self._responses: dict[str, list[Any]] = {}
@@ -137,6 +139,12 @@ class SlackServer(FakeServer):
         window in which a client can die after the call and before recording it."""
         with self.lock:
             self._holds[method] = seconds
+
+    def rate_limit_next(self, method: str, n: int = 1, *, retry_after_s: int = 1) -> None:
+        """The next `n` calls of `method` answer 429 with this Retry-After, whenever they
+        come (`force_429` is a window of time, which a slow start can miss)."""
+        with self.lock:
+            self._limited.setdefault(method, deque()).extend([retry_after_s] * n)
 
     def force_429(self, retry_after_s: int, for_s: float) -> None:
         """Every API method answers 429 with this Retry-After for the next `for_s` seconds."""
@@ -200,6 +208,10 @@ class SlackServer(FakeServer):
         until, retry_after = self._forced
         if now < until:
             return self._ratelimited(retry_after)
+        with self.lock:
+            limited = self._limited.get(method)
+            if limited:
+                return self._ratelimited(limited.popleft())
         fault = self._take_fault(method)
         if fault is not None and not fault.applied:
             return fault.reply()
