@@ -61,6 +61,14 @@ class Proxy:
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 
 
+def in_front_of(url: str) -> tuple[Proxy, str]:
+    """A proxy (not up yet) for the server of a database URL (`scheme://user@host:port/db`),
+    and the same URL through it."""
+    host_port = url.split("@", 1)[1].split("/", 1)[0]
+    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
+    return proxy, url.replace(host_port, f"127.0.0.1:{proxy.port}")
+
+
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
     try:
         while data := src.recv(65536):

@@ -39,7 +39,7 @@ from tests.faults_support import (
     wait_for,
     wait_while_progressing,
 )
-from tests.proxy import Proxy
+from tests.proxy import Proxy, in_front_of
 
 # Longer than the suite's 120 s: the stream (up to 31 s of faults), then each settle stage
 # may take up to MAX_SETTLE_S while it keeps progressing (tests/faults_support.py).
@@ -94,10 +94,8 @@ def fault_settings(postgres_url: str, private_redis: PrivateRedis, slack: Faulty
 
 def database_proxy(settings: Settings) -> tuple[Proxy, Settings]:
     """A proxy in front of PostgreSQL (up), and the settings that reach it through it."""
-    host_port = settings.database_url.split("@", 1)[1].split("/", 1)[0]
-    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
+    proxy, url = in_front_of(settings.database_url)
     proxy.up()
-    url = settings.database_url.replace(host_port, f"127.0.0.1:{proxy.port}")
     return proxy, settings.model_copy(update={"database_url": url})
 
 

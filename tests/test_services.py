@@ -21,7 +21,7 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.store import events
 from hub.runtime.db import make_engine
-from tests.proxy import Proxy
+from tests.proxy import Proxy, in_front_of
 from tests.signing import github_request, stripe_event, stripe_request
 
 pytestmark = pytest.mark.services
@@ -136,14 +136,9 @@ def test_redis_down_during_ingestion_loses_nothing(prod_settings, hub_worker):
 def test_database_outage_answers_503_then_recovers_without_a_restart(prod_settings):
     """PostgreSQL goes away mid-traffic: senders get 503 (and retry), nothing is half-stored,
     and the same process stores again once the database is back."""
-    host_port = prod_settings.database_url.split("@", 1)[1].split("/", 1)[0]
-    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
+    proxy, url = in_front_of(prod_settings.database_url)
     proxy.up()
-    via_proxy = prod_settings.model_copy(
-        update={
-            "database_url": prod_settings.database_url.replace(host_port, f"127.0.0.1:{proxy.port}")
-        }
-    )
+    via_proxy = prod_settings.model_copy(update={"database_url": url})
     with TestClient(create_app(via_proxy)) as client:
         assert post(client, stripe_request(stripe_event())).status_code == 200
         proxy.down()

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import make_settings, settings_env
 from tests.faults_support import free_port, kill, wait_for
-from tests.proxy import Proxy
+from tests.proxy import Proxy, in_front_of
 
 pytestmark = pytest.mark.services
 
@@ -23,9 +23,8 @@ pytestmark = pytest.mark.services
 @pytest.fixture
 def database_down(postgres_url: str) -> Iterator[tuple[Proxy, str]]:
     """A migrated database behind a link that is down, and the URL that reaches it there."""
-    host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
-    proxy = Proxy("127.0.0.1", int(host_port.split(":")[1]))
-    yield proxy, postgres_url.replace(host_port, f"127.0.0.1:{proxy.port}")
+    proxy, url = in_front_of(postgres_url)
+    yield proxy, url
     proxy.down()
 
 

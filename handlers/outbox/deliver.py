@@ -22,7 +22,7 @@ from handlers.context import WorkflowContext
 from handlers.outbox.performers import Done, Perform, Wait, performer_for
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
-from hub.incidents.changes import effects, incidents, schedule_delivery
+from hub.incidents.changes import effects, incidents, schedule_deliveries, schedule_delivery
 from hub.incidents.models import EffectStatus
 from hub.runtime.backoff import backoff
 from hub.runtime.db import write
@@ -55,22 +55,24 @@ def deliver_effects(ctx: WorkflowContext, target: str | list[str] | None) -> Non
         if not leased:
             return
         blocked: dict[str, float] = {}
+        later: list[str] = []
         began = time.monotonic()
         try:
             for incident_id in leased:
                 if time.monotonic() - began > ctx.settings.effect_lease_s / 2:
                     # Slow calls ate into the lease: the rest go to a message of their own
                     # rather than risk a lease running out while this worker still delivers.
-                    blocked[incident_id] = 0.0
+                    later.append(incident_id)
                     continue
                 waits = [_drain_lane(ctx, incident_id, lane) for lane in LANES]
                 if due := [w for w in waits if w is not None]:
                     blocked[incident_id] = min(due)
         finally:
             _release(ctx, leased)
+        schedule_deliveries(ctx.queue, later)
         for incident_id, wait in blocked.items():
             schedule_delivery(ctx.queue, incident_id, delay_s=wait)
-        pending = _any_due(ctx, [i for i in leased if i not in blocked])
+        pending = _any_due(ctx, [i for i in leased if i not in blocked and i not in later])
 
 
 def _any_due(ctx: WorkflowContext, incident_ids: list[str]) -> list[str]:

@@ -86,12 +86,15 @@ def change_status(
 DELIVERY_BATCH = 10
 
 
-def schedule_delivery(queue: EventQueue, incident_id: str | None, delay_s: float = 0) -> None:
+def schedule_delivery(
+    queue: EventQueue, incident: str | list[str] | None, delay_s: float = 0
+) -> None:
+    """A delivery message for one incident, several (`schedule_deliveries`), or None."""
     try:
         delay = int(delay_s * 1000) or None
-        queue.send_actor(DELIVER_ACTOR, (incident_id,), delay_ms=delay)
+        queue.send_actor(DELIVER_ACTOR, (incident,), delay_ms=delay)
     except Exception as exc:  # the outbox keeps the work; housekeeping sends it again
-        log.warning("could not schedule delivery for %s: %s", incident_id, exc)
+        log.warning("could not schedule delivery for %s: %s", incident, exc)
 
 
 def schedule_deliveries(queue: EventQueue, incident_ids: Iterable[str | None]) -> None:
@@ -102,10 +105,7 @@ def schedule_deliveries(queue: EventQueue, incident_ids: Iterable[str | None]) -
     ids = sorted(i for i in wanted if i is not None)
     for start in range(0, len(ids), DELIVERY_BATCH):
         chunk = ids[start : start + DELIVERY_BATCH]
-        try:
-            queue.send_actor(DELIVER_ACTOR, (chunk if len(chunk) > 1 else chunk[0],))
-        except Exception as exc:  # as above: housekeeping sends it again
-            log.warning("could not schedule delivery for %d incidents: %s", len(chunk), exc)
+        schedule_delivery(queue, chunk if len(chunk) > 1 else chunk[0])
 
 
 def locked(conn: Connection, condition: Any) -> Any:
