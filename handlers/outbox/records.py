@@ -1,0 +1,98 @@
+"""The outbox's writes around a call, each on a connection the caller's transaction holds:
+the delivery records the outcomes of several incidents' calls in one commit
+(handlers/outbox/deliver.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from hub.events.models import Status, as_utc, utcnow
+from hub.events.store import attempts, events
+from hub.incidents.changes import effects, incidents
+from hub.incidents.models import EffectStatus
+
+
+def claim(conn: Connection, effect: Any) -> bool:
+    """Mark the effect `attempting` if it is as it was read (not re-armed since): committed
+    before the call, so that if this process dies during it, the next delivery knows the
+    call may have happened."""
+    claimed = conn.execute(
+        update(effects)
+        .where(
+            effects.c.id == effect.id,
+            effects.c.status == effect.status,
+            effects.c.updated_at == effect.updated_at,
+        )
+        .values(status=EffectStatus.ATTEMPTING, updated_at=utcnow())
+    )
+    return bool(claimed.rowcount)
+
+
+def unclaim(conn: Connection, effect: Any) -> None:
+    """Back as it was read, for a claimed effect whose call was not made after all (one
+    read as `attempting`, left by a crash, stays so: its call may still have happened)."""
+    conn.execute(
+        update(effects)
+        .where(effects.c.id == effect.id, effects.c.status == EffectStatus.ATTEMPTING)
+        .values(status=effect.status, updated_at=utcnow())
+    )
+
+
+def reschedule(conn: Connection, effect_id: int, after_s: float, failed: str | None) -> None:
+    values: dict[str, Any] = {
+        "status": EffectStatus.PENDING,
+        "not_before": utcnow() + timedelta(seconds=after_s),
+        "updated_at": utcnow(),
+    }
+    if failed is not None:
+        values |= {"failures": effects.c.failures + 1, "last_error": failed}
+    conn.execute(update(effects).where(effects.c.id == effect_id).values(**values))
+
+
+def finish(conn: Connection, effect_id: int, incident_values: dict[str, Any]) -> None:
+    # `status != pending`: a message update re-armed while it was being sent stays
+    # pending and goes out again with the newer state.
+    conn.execute(
+        update(effects)
+        .where(effects.c.id == effect_id, effects.c.status != EffectStatus.PENDING)
+        .values(status=EffectStatus.DONE, last_error=None, updated_at=utcnow())
+    )
+    if incident_values:
+        row = conn.execute(select(effects.c.incident_id).where(effects.c.id == effect_id))
+        incident_id = row.scalar_one()
+        conn.execute(
+            update(incidents).where(incidents.c.id == incident_id).values(**incident_values)
+        )
+
+
+def dead(conn: Connection, effect: Any, reason: str) -> None:
+    """Give up on an effect, and show it where admins look: the event that owed it becomes
+    `failed` with an attempt naming the call and its error. Replaying that event (once the
+    cause is fixed) brings the effect back (hub.admin.replay)."""
+    now = utcnow()
+    error = f"{effect.kind}: {reason}"
+    conn.execute(
+        update(effects)
+        .where(effects.c.id == effect.id, effects.c.status != EffectStatus.PENDING)
+        .values(status=EffectStatus.DEAD, last_error=reason, updated_at=now)
+    )
+    if effect.cause_event_id is None:
+        return
+    settled = (Status.PROCESSED, Status.IGNORED, Status.FAILED)
+    conn.execute(
+        update(events)
+        .where(events.c.id == effect.cause_event_id, events.c.status.in_(settled))
+        .values(status=Status.FAILED, last_error=error, updated_at=now, deadline=None)
+    )
+    attempt = {
+        "event_id": effect.cause_event_id,
+        "workflow": f"effect:{effect.kind}",
+        "started_at": as_utc(effect.created_at),
+        "finished_at": now,
+        "outcome": "error",
+        "error": error,
+    }
+    conn.execute(insert(attempts), attempt)
