@@ -1,0 +1,130 @@
+"""What the hub asks SQLite while webhooks arrive, incidents open and responders press buttons:
+no statement on that path reads a whole table that grows with traffic.
+
+The planner explains each statement as it runs (`EXPLAIN QUERY PLAN`, SQLite's plan for those
+bound values). A plan step `SCAN <table>` walks every row (or every index entry) of the table:
+harmless on the empty tables of a test, minutes per call on a year of events. Found this way:
+the lookup of a redelivery's stored id scanned `events` (SQLite plans `(a, b) IN (VALUES ...)`
+as a scan), so each Stripe retry cost a read of every event ever stored."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+
+from hub.bootstrap import create_app
+from hub.events.store import EventStore, NewEvent
+from hub.runtime.db import make_engine
+from tests.conftest import make_settings
+from tests.fakes.slack import SlackServer
+from tests.handlers import payloads as p
+from tests.signing import stripe_request
+from tests.test_incident_flow import press, send, wait_for
+
+# Tables that grow with every webhook or incident; the rest (routes, rules, tokens) stay small.
+GROWING = {
+    "events", "attempts", "incidents", "incident_keys", "incident_events",
+    "incident_timeline", "effects", "rejections", "audit_log",
+}  # fmt: skip
+
+
+class Plans:
+    """Every distinct statement run on SQLite while installed, with the planner's steps."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if conn.dialect.name != "sqlite" or not isinstance(params, tuple | list):
+            return
+        text = " ".join(statement.split())
+        if not text.upper().startswith(("SELECT", "UPDATE", "DELETE", "INSERT", "WITH")):
+            return
+        with self._lock:
+            if text in self.seen:
+                return
+        steps = cursor.connection.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+        with self._lock:
+            self.seen[text] = [step[-1] for step in steps]
+
+    def full_scans(self) -> dict[str, list[str]]:
+        """Statements that walk a growing table and are not bounded by a LIMIT (a page)."""
+        found = {}
+        for text, steps in self.seen.items():
+            scans = [s for s in steps if s.startswith("SCAN ") and s.split()[1] in GROWING]
+            if scans and " LIMIT " not in text:
+                found[text] = scans
+        return found
+
+
+@pytest.fixture
+def plans() -> Iterator[Plans]:
+    recorder = Plans()
+    event.listen(Engine, "before_cursor_execute", recorder)
+    try:
+        yield recorder
+    finally:
+        event.remove(Engine, "before_cursor_execute", recorder)
+
+
+def test_webhooks_redeliveries_and_buttons_never_scan_a_growing_table(
+    sqlite_url: str, slack: SlackServer, plans: Plans
+) -> None:
+    settings = make_settings(
+        sqlite_url,
+        slack_bot_token=slack.token,
+        slack_api_url=slack.api_url,
+        slack_incident_channel="#incidents",
+    )
+    failed = [
+        p.stripe_event(
+            "payment_intent.payment_failed",
+            p.payment_intent_failed(intent_id=f"pi_plan{n}"),
+            account="acct_plans",
+            event_id=f"evt_plan_failed_{n}",
+        )
+        for n in range(3)
+    ]
+    dispute = p.stripe_event("charge.dispute.created", p.dispute(), event_id="evt_plan_dp")
+    with TestClient(create_app(settings)) as client:
+        first = [send(client, "/webhooks/stripe", stripe_request(e)) for e in [*failed, dispute]]
+        assert not any(answer["duplicate"] for answer in first)
+        # Stripe retries a delivery it did not see answered: same event, a new signature.
+        again = [send(client, "/webhooks/stripe", stripe_request(e)) for e in [*failed, dispute]]
+        assert [a["event_id"] for a in again] == [a["event_id"] for a in first]
+        assert all(answer["duplicate"] for answer in again)
+
+        messages = wait_for(lambda: len(slack.messages("#incidents")) == 2 and slack.messages(
+            "#incidents"), what="two incident messages")  # fmt: skip
+        incident_id = next(
+            element["value"]
+            for block in messages[0].blocks or []
+            if block["type"] == "actions"
+            for element in block["elements"]
+        )
+        press(client, slack, incident_id, "incident.ack", "U1")
+        wait_for(lambda: slack.replies(messages[0].channel, messages[0].ts), what="the reply")
+
+    # Under load a commit holds several deliveries, and retries come in bursts (after an
+    # outage Stripe retries everything it could not deliver): the same lookup for many keys.
+    engine = make_engine(sqlite_url)
+    retries = [NewEvent("stripe", e["id"], e["type"], {}, b"{}") for e in [*failed, dispute]]
+    new = NewEvent("github", "0c6d2b8e-9b1f-4f0e-a2c1-5d9f1e7a3b21", "ping", {}, b"{}")
+    stored = EventStore(engine).insert([*retries, new])
+    assert [s.event_id for s in stored[:4]] == [a["event_id"] for a in first]
+    assert [s.duplicate for s in stored] == [True] * 4 + [False]
+    again = EventStore(engine).insert([new, *retries])  # both providers' keys looked up
+    assert [s.event_id for s in again] == [stored[4].event_id] + [a["event_id"] for a in first]
+    engine.dispose()
+
+    lookups = [t for t in plans.seen if "delivery_id" in t.partition(" WHERE ")[2]]
+    assert lookups, "no redelivery lookup ran"
+    assert len(plans.seen) > 20, sorted(plans.seen)  # the workers' and outbox's statements too
+    assert plans.full_scans() == {}
