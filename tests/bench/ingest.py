@@ -51,7 +51,8 @@ def run_share(mode: str, load: mix.Mix, args: argparse.Namespace, top: Path) -> 
     }
     env |= dict(kv.split("=", 1) for kv in args.hub_env)
     run, prepared = mix.run_token(), 0
-    hub_runs: list[tuple[wrk.WrkResult, int]] = []  # each with the events it could send
+    # Each with the first event it could send and how many.
+    hub_runs: list[tuple[wrk.WrkResult, int, int]] = []
 
     def sign(seconds: int) -> int:
         # Sized for the fastest server imaginable here, so that no event is sent twice; signed
@@ -72,7 +73,7 @@ def run_share(mode: str, load: mix.Mix, args: argparse.Namespace, top: Path) -> 
             server_cpu=servers.SERVER_CPU,
         )
         if kind == "hub":
-            hub_runs.append((result, count))
+            hub_runs.append((result, prepared - count, count))
         return result
 
     label = f"[{mode} {load.label} routed]"
@@ -96,7 +97,7 @@ def run_share(mode: str, load: mix.Mix, args: argparse.Namespace, top: Path) -> 
         result = summarise(mode, load, rounds)
         result["events_prepared"] = prepared
         result["drain"] = drain(mode, db, args.drain_timeout)
-        result["stored"] = stored_check(mode, db, hub_runs)
+        result["stored"] = stored_check(mode, db, load, hub_runs)
         ((result["incidents"],),) = servers.query(mode, db, "SELECT count(*) FROM incidents")
         result["stats_api"] = admin_stats(ports["hub"])
     print(f"{label} {ingest_table.details(result)}", flush=True)
@@ -117,6 +118,7 @@ def summarise(
         "share_pct": load.share_pct,
         "mix": load.label,
         "failed_only": load.failed_only,
+        "redelivered_pct": load.redelivered,
         "bare": bare.as_dict(),
         "hub": hub.as_dict(),
         "ratio": ratio,
@@ -153,13 +155,17 @@ def drain(mode: str, db: str, timeout_s: float) -> dict[str, Any]:
     }
 
 
-def stored_check(mode: str, db: str, runs: list[tuple[wrk.WrkResult, int]]) -> dict[str, Any]:
+def stored_check(
+    mode: str, db: str, load: mix.Mix, runs: list[tuple[wrk.WrkResult, int, int]]
+) -> dict[str, Any]:
     """Every 2xx answer is a row; no delivery id has two rows; no row was invented."""
     sql = "SELECT count(*), count(DISTINCT delivery_id) FROM events"
     ((rows, distinct),) = servers.query(mode, db, sql)
-    sent, ok = sum(r.sent for r, _ in runs), sum(r.ok for r, _ in runs)
-    # A run that sends more than it was given cycles: a legitimate duplicate, 2xx, no row.
-    repeats = sum(max(0, r.sent - count) for r, count in runs)
+    sent, ok = sum(r.sent for r, _, _ in runs), sum(r.ok for r, _, _ in runs)
+    # A run that sends more than it was given cycles: a legitimate duplicate, 2xx, no row;
+    # so is every redelivery in the mix.
+    repeats = sum(max(0, r.sent - count) for r, _, count in runs)
+    repeats += sum(load.redeliveries(start, min(r.sent, count)) for r, start, count in runs)
     # Requests cut off when wrk stopped may be stored without their 2xx being counted.
     passed = ok - repeats <= rows <= sent - repeats and distinct == rows
     return {
@@ -198,6 +204,14 @@ def parse_args() -> tuple[argparse.Namespace, list[str], list[mix.Mix]]:
         help="instead of --shares: every Nth event a payment_intent.payment_failed and no other "
         "routed kind (the mix before --shares)",
     )
+    p.add_argument(
+        "--redelivered",
+        type=int,
+        default=0,
+        metavar="PCT",
+        help="percent of deliveries that are a sender's retry of one sent just before "
+        "(answered duplicate)",
+    )
     p.add_argument("--duration", type=int, default=5, help="measured seconds per round")
     p.add_argument("--rounds", type=int, default=7, help="alternating bare/hub rounds")
     p.add_argument("--warmup", type=int, default=2, help="seconds, not measured")
@@ -230,7 +244,9 @@ def parse_args() -> tuple[argparse.Namespace, list[str], list[mix.Mix]]:
         p.error(f"--shares takes whole percentages, as in 0,5,20,50; not {args.shares!r}")
     if not all(0 <= s <= 100 for s in shares):
         p.error("--shares are percentages between 0 and 100")
-    return args, modes, [mix.users(s) for s in shares]
+    if not 0 <= args.redelivered <= 100:
+        p.error("--redelivered is a percentage between 0 and 100")
+    return args, modes, [mix.users(s, args.redelivered) for s in shares]
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ HEAD = (
     "mode", "routed", "hub req/s", "bare req/s", "hub/bare", "p50 ms", "p99 ms", "backlog",
     "drain s", "stored once", "steal", "target",
 )  # fmt: skip
-ROW = "{:<14} {:>6} {:>9} {:>10} {:>8} {:>6} {:>6} {:>7} {:>7} {:>11} {:>6}  {}"
+ROW = "{:<14} {:>10} {:>9} {:>10} {:>8} {:>6} {:>6} {:>7} {:>7} {:>11} {:>6}  {}"
 NOTE = """\
 hub and bare FastAPI route in the same run (server on core 0, wrk -t1 on core 1), hub/bare of
 the median round, p50 of that round, p99 the median of the rounds' p99s; backlog: events
@@ -25,13 +25,14 @@ steal: the most CPU time the hypervisor took from the server's core in any of th
 
 
 def target(r: dict[str, Any]) -> tuple[float, float | None] | None:
-    if r.get("failed_only"):
-        return None  # --failed-every: not the mix the targets are set for
+    if r.get("failed_only") or r.get("redelivered_pct"):
+        return None  # --failed-every, --redelivered: not the mix the targets are set for
     return TARGETS.get((r["mode"], float(r["share_pct"])))
 
 
 def routed(r: dict[str, Any]) -> str:
-    return f"{r['share_pct']:g}%" + ("*" if r.get("failed_only") else "")
+    again = f"+{r['redelivered_pct']}%r" if r.get("redelivered_pct") else ""
+    return f"{r['share_pct']:g}%" + ("*" if r.get("failed_only") else "") + again
 
 
 def target_checks(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -90,6 +91,8 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     lines += [row(r) for r in results]
     if any(r.get("failed_only") for r in results):
         lines.append("* --failed-every: failed payments only, no CI failures or disputes")
+    if any(r.get("redelivered_pct") for r in results):
+        lines.append("+N%r --redelivered: N% of deliveries a sender's retry (answered duplicate)")
     return lines
 
 

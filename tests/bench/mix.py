@@ -48,6 +48,7 @@ FAILED_GROUPS = (
      "Your card was declined."),
 )  # fmt: skip
 # Routed kinds, in order, for each 20 routed events: 16 failed payments, 2 CI, 2 disputes.
+REDELIVERY_LAG = 500
 USERS_CYCLE = tuple(
     "ci" if k in (7, 17) else "dispute" if k in (3, 13) else "failed" for k in range(20)
 )
@@ -80,6 +81,10 @@ class Mix:
     num: int
     den: int
     cycle: tuple[str, ...] = USERS_CYCLE
+    # Percent of slots that send again an event sent REDELIVERY_LAG slots before (same id and
+    # body, signed anew, as Stripe's retries and GitHub's redeliveries are): answered
+    # `duplicate`, stored nothing new.
+    redelivered: int = 0
 
     @property
     def share_pct(self) -> float:
@@ -92,11 +97,28 @@ class Mix:
     @property
     def label(self) -> str:
         pct = f"{self.share_pct:g}%"
-        return f"{pct} failed payments only" if self.failed_only else pct
+        label = f"{pct} failed payments only" if self.failed_only else pct
+        return f"{label} +{self.redelivered}% redelivered" if self.redelivered else label
+
+    def source(self, start: int, i: int) -> int:
+        """The event slot `i` of a chunk beginning at `start` sends: itself, or a redelivery
+        of one earlier in the same chunk (so that it was sent, whatever the rate)."""
+        if not self._again(i):
+            return i
+        origin = i - REDELIVERY_LAG
+        while self._again(origin):  # a slot that sends itself, not another's retry
+            origin -= 1
+        return origin if origin >= start else i
+
+    def _again(self, i: int) -> bool:
+        return (i * self.redelivered) % 100 < self.redelivered
+
+    def redeliveries(self, start: int, sent: int) -> int:
+        return sum(self.source(start, i) != i for i in range(start, start + sent))
 
 
-def users(share_pct: int) -> Mix:
-    return Mix(share_pct, 100)
+def users(share_pct: int, redelivered: int = 0) -> Mix:
+    return Mix(share_pct, 100, redelivered=redelivered)
 
 
 def failed_only(every: int) -> Mix:
@@ -193,7 +215,8 @@ def write_events(
     now = int(time.time())
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 240))
     with path.open("wb") as out:
-        for i in range(start, start + count):
+        for slot in range(start, start + count):
+            i = mix.source(start, slot)
             if (i * mix.num) % mix.den < mix.num:
                 r = (i * mix.num) // mix.den  # how many routed events came before
                 variants = by_name[mix.cycle[r % len(mix.cycle)]]
