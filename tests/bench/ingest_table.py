@@ -12,13 +12,14 @@ TARGETS: dict[tuple[str, float], tuple[float, float | None]] = {
     ("postgres+redis", 20.0): (1.0, 15.0),
 }
 HEAD = (
-    "mode", "routed", "hub req/s", "bare req/s", "hub/bare", "p50 ms", "p99 ms", "backlog",
-    "drain s", "stored once", "steal", "target",
+    "mode", "routed", "hub req/s", "bare req/s", "hub/bare", "p50 ms", "p99 ms", "bare p99",
+    "backlog", "drain s", "stored once", "steal", "target",
 )  # fmt: skip
-ROW = "{:<14} {:>10} {:>9} {:>10} {:>8} {:>6} {:>6} {:>7} {:>7} {:>11} {:>6}  {}"
+ROW = "{:<14} {:>10} {:>9} {:>10} {:>8} {:>6} {:>6} {:>8} {:>7} {:>7} {:>11} {:>6}  {}"
 NOTE = """\
 hub and bare FastAPI route in the same run (server on core 0, wrk -t1 on core 1), hub/bare of
-the median round, p50 of that round, p99 the median of the rounds' p99s; backlog: events
+the median round, p50 of that round, p99 the median of the rounds' p99s (bare p99: the bare
+route's, the same way: this host's floor for the hub's tail); backlog: events
 still received/queued/processing when the load stopped, drain s: until none was left;
 steal: the most CPU time the hypervisor took from the server's core in any of the row's runs
 (a shared host: above a few percent, the row's figures are not comparable with others)."""
@@ -78,6 +79,7 @@ def row(r: dict[str, Any]) -> str:
         f"{r['ratio']:.2f}x",
         f"{r['p50_ms']:.1f}",
         f"{r['p99_ms']:.1f}",
+        f"{r['bare_p99_ms']:.1f}" if "bare_p99_ms" in r else "",
         f"{d['backlog_at_load_end']:,}",
         drained,
         "yes" if r["stored"]["pass"] else "NO",

@@ -47,8 +47,9 @@ FAILED_GROUPS = (
     ("acct_1BenchCirrus00003", "cus_QbenchCai00003", 4900, "do_not_honor",
      "Your card was declined."),
 )  # fmt: skip
-# Routed kinds, in order, for each 20 routed events: 16 failed payments, 2 CI, 2 disputes.
+# A redelivery (--redelivered) repeats the delivery sent this many slots before it.
 REDELIVERY_LAG = 500
+# Routed kinds, in order, for each 20 routed events: 16 failed payments, 2 CI, 2 disputes.
 USERS_CYCLE = tuple(
     "ci" if k in (7, 17) else "dispute" if k in (3, 13) else "failed" for k in range(20)
 )
