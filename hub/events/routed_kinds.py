@@ -84,7 +84,7 @@ def catch_up(engine: Engine, settled_after: timedelta) -> int:
 
 
 # Events per catch-up transaction: a few milliseconds of the writer's time each.
-CATCH_UP_CHUNK = 2_000
+CATCH_UP_CHUNK = 500
 
 
 def _take_back_from(engine: Engine, floor: str, kinds: list[str], now: datetime) -> int:
