@@ -101,8 +101,11 @@ def test_webhooks_redeliveries_and_buttons_never_scan_a_growing_table(
         assert [a["event_id"] for a in again] == [a["event_id"] for a in first]
         assert all(answer["duplicate"] for answer in again)
 
-        messages = wait_for(lambda: len(slack.messages("#incidents")) == 2 and slack.messages(
-            "#incidents"), what="two incident messages")  # fmt: skip
+        def two_messages() -> list[Any] | None:
+            found = slack.messages("#incidents")
+            return found if len(found) == 2 else None
+
+        messages = wait_for(two_messages, what="two incident messages")
         incident_id = next(
             element["value"]
             for block in messages[0].blocks or []
@@ -120,8 +123,8 @@ def test_webhooks_redeliveries_and_buttons_never_scan_a_growing_table(
     stored = EventStore(engine).insert([*retries, new])
     assert [s.event_id for s in stored[:4]] == [a["event_id"] for a in first]
     assert [s.duplicate for s in stored] == [True] * 4 + [False]
-    again = EventStore(engine).insert([new, *retries])  # both providers' keys looked up
-    assert [s.event_id for s in again] == [stored[4].event_id] + [a["event_id"] for a in first]
+    both = EventStore(engine).insert([new, *retries])  # both providers' keys looked up
+    assert [s.event_id for s in both] == [stored[4].event_id] + [a["event_id"] for a in first]
     engine.dispose()
 
     lookups = [t for t in plans.seen if "delivery_id" in t.partition(" WHERE ")[2]]
