@@ -53,9 +53,9 @@ def judged(
     if isinstance(decision, Ran):  # stale, unfetched: nothing to route
         return decision
     provider, type_ = event
-    verdict = judge(
-        rules.rules, rules.defaults, provider, type_, payload, incident=_facts(decision)
-    )
+    # No rules (the default): judge's verdict is nothing, and the facts are not built.
+    incident = _facts(decision) if rules.rules else None
+    verdict = judge(rules.rules, rules.defaults, provider, type_, payload, incident=incident)
     _count(ctx, verdict)
     trigger = decision if verdict.raised is None else _raised(verdict.raised, provider)
     if trigger is None:
@@ -71,8 +71,11 @@ def judged(
     route = _route(ctx, verdict, rule)
     if verdict.severity is not None:
         trigger = dataclasses.replace(trigger, severity=Severity(verdict.severity))
-    silence = silences.matching(held(), {"payload": payload, "provider": provider,
-                                         "type": type_, "incident": _facts(trigger)})  # fmt: skip
+    silence = None
+    if active := held():  # none active (the usual case): no facts to build
+        facts = {"payload": payload, "provider": provider, "type": type_,
+                 "incident": _facts(trigger)}  # fmt: skip
+        silence = silences.matching(active, facts)
     if silence is not None:
         ctx.metrics.silenced()
         route = dataclasses.replace(route, silence=(silence.id, silence.ends_at))
@@ -93,6 +96,8 @@ def _raised(raised: Raised, provider: str) -> Trigger:
 
 def _route(ctx: WorkflowContext, verdict: Verdict, rule: str | None) -> Route:
     default = default_route(ctx)
+    if rule is None and not (verdict.channels or verdict.repo or verdict.mention):
+        return default
     return Route(
         verdict.channels or default.channels,
         verdict.repo or default.repo,
