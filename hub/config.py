@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     requeue_received_after_s: float = 10.0
     requeue_queued_after_s: float = 300.0
     sweep_interval_s: float = 5.0
+    # /metrics counts processed and ignored events and resolved incidents (the settled
+    # history: a walk over every such row) at most this often; the rest at every scrape.
+    metrics_history_max_age_s: float = Field(default=60.0, ge=0)
     # How often the API reloads the kinds that workers route (hub/events/routed_kinds.py); any
     # other kind is stored `ignored` at once instead of going through the queue. 0: everything goes
     # through the queue, and workers mark unrouted kinds `ignored` there.

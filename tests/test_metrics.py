@@ -16,7 +16,9 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.events.store import events
+from hub.events.counts import EVENTS_CURRENT, EVENTS_HISTORY, StatusCounts
+from hub.events.models import Status
+from hub.events.store import EventStore, NewEvent, events
 from hub.incidents.changes import effects, incidents
 from hub.observability.worker_metrics import RedisCounters, WorkerMetrics, build_counters
 from hub.runtime.db import make_engine
@@ -114,7 +116,8 @@ def test_the_ingress_counts_every_answer_and_times_it(client):
 
 
 def test_status_gauges_and_embedded_worker_counters_match_the_database(sqlite_url):
-    settings = make_settings(sqlite_url)
+    # 0: the settled history counted at every scrape too, so every gauge is exact.
+    settings = make_settings(sqlite_url, metrics_history_max_age_s=0)
     with TestClient(create_app(settings)) as client:
         # CI red, then (once its incident is open) green: one incident opened and resolved.
         red = github_request("workflow_run", p.workflow_run("failure", "main", run_number=42))
@@ -242,3 +245,39 @@ def test_outbound_calls_and_a_slack_429_are_counted_by_target_and_method(sqlite_
     assert total(samples, limited, target="github") == 0
     rate_limited = value(samples, "hub_effects_total", kind="slack.post", outcome="rate_limited")
     assert rate_limited == slack.rate_limited
+
+
+def test_settled_history_is_counted_once_per_max_age_and_the_rest_at_every_read(sqlite_url):
+    """What a scrape reads: received/queued/processing/failed exact every time, processed and
+    ignored (a walk over every stored event) at most once per max age."""
+    engine = make_engine(sqlite_url)
+    store = EventStore(engine)
+    now = [0.0]
+    counts = StatusCounts(
+        engine, events.c.status, EVENTS_CURRENT, EVENTS_HISTORY,
+        history_max_age_s=60, clock=lambda: now[0],
+    )  # fmt: skip
+
+    def stored(n: int, status: Status) -> list[str]:
+        batch = [NewEvent("github", str(uuid.uuid4()), "ping", {}, b"{}") for _ in range(n)]
+        return [s.event_id for s in store.insert(batch, status)]
+
+    stored(2, Status.IGNORED)
+    queued = stored(3, Status.QUEUED)
+    assert counts.read() == {
+        "received": 0, "queued": 3, "processing": 0, "failed": 0, "processed": 0, "ignored": 2,
+    }  # fmt: skip
+
+    store.claim(queued)
+    store.settle(queued[:2], Status.PROCESSED)
+    store.settle(queued[2:], Status.FAILED)
+    stored(4, Status.IGNORED)
+    now[0] = 59.0
+    assert counts.read() == {
+        "received": 0, "queued": 0, "processing": 0, "failed": 1, "processed": 0, "ignored": 2,
+    }  # fmt: skip
+    now[0] = 60.0
+    assert counts.read() == {
+        "received": 0, "queued": 0, "processing": 0, "failed": 1, "processed": 2, "ignored": 6,
+    }  # fmt: skip
+    engine.dispose()

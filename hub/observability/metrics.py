@@ -3,8 +3,10 @@
 Three sources. The ingress's counters live in this process (hub.ingest.meter, registered by
 the composition root next to the ingress). The workers' counters are this process's in
 embedded mode and a Redis hash otherwise (hub.observability.worker_metrics). Event and
-incident counts are queries, one GROUP BY per table at scrape time: a gauge that is a query
-cannot drift from the database, and no worker has to keep it. A source that cannot be read
+incident counts are queries at scrape time: a gauge that is a query cannot drift from the
+database, and no worker has to keep it (the settled history, processed and ignored events and
+resolved incidents, is counted at most once per HUB_METRICS_HISTORY_MAX_AGE_S:
+hub/events/counts.py). A source that cannot be read
 leaves its series out and says so in `hub_metrics_source_up` rather than failing the whole
 scrape."""
 
@@ -13,16 +15,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.config import Settings
+from hub.events.counts import EVENTS_CURRENT, EVENTS_HISTORY, StatusCounts
 from hub.events.models import ACTIVE, Status
 from hub.events.store import events
 from hub.incidents.changes import incidents
@@ -38,8 +40,15 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class HubState:
     """The database's counts and the workers' counters, as a Prometheus collector."""
 
-    def __init__(self, engine: Engine, queue: EventQueue, counters: Counters) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        queue: EventQueue,
+        counters: Counters,
+        event_counts: StatusCounts,
+        incident_counts: StatusCounts,
+    ) -> None:
+        self._events = event_counts
+        self._incidents = incident_counts
         self._queue = queue
         self._counters = counters
 
@@ -70,22 +79,25 @@ class HubState:
         yield _up(up)
 
     def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        with self._engine.connect() as conn:
-            by_status = select(events.c.status, func.count()).group_by(events.c.status)
-            incident_status = select(incidents.c.status, func.count()).group_by(incidents.c.status)
-            return _rows(conn.execute(by_status)), _rows(conn.execute(incident_status))
+        return self._events.read(), self._incidents.read()
 
     def _database(self, counts: tuple[dict[str, int], dict[str, int]] | None) -> Iterator[Metric]:
         event_counts, incident_counts = counts or ({}, {})
         by_status = GaugeMetricFamily(
-            "hub_events", "Stored events by status (read from the database).", labels=["status"]
+            "hub_events",
+            "Stored events by status (read from the database; processed and ignored, the "
+            "settled history, at most HUB_METRICS_HISTORY_MAX_AGE_S old).",
+            labels=["status"],
         )
         active = GaugeMetricFamily(
             "hub_events_active",
             "Events not settled yet (received, queued, processing): the work queue's depth.",
         )
         by_incident = GaugeMetricFamily(
-            "hub_incidents", "Incidents by status (read from the database).", labels=["status"]
+            "hub_incidents",
+            "Incidents by status (read from the database; resolved at most "
+            "HUB_METRICS_HISTORY_MAX_AGE_S old).",
+            labels=["status"],
         )
         if counts is not None:
             # Every status, even at zero: a series that appears late breaks rate() and alerts.
@@ -130,10 +142,6 @@ def _up(up: dict[str, bool]) -> Metric:
     return family
 
 
-def _rows(result: Any) -> dict[str, int]:
-    return {str(key): int(n) for key, n in result}
-
-
 @dataclass
 class Metrics:
     registry: CollectorRegistry
@@ -149,6 +157,13 @@ def build_metrics(settings: Settings, engine: Engine, queue: EventQueue) -> Metr
     has its own."""
     counters = build_counters(settings)
     registry = CollectorRegistry()
-    registry.register(HubState(engine, queue, counters))
+    age = settings.metrics_history_max_age_s
+    by_event = StatusCounts(
+        engine, events.c.status, EVENTS_CURRENT, EVENTS_HISTORY, history_max_age_s=age
+    )
+    live = [IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED]
+    resolved = [IncidentStatus.RESOLVED]
+    by_incident = StatusCounts(engine, incidents.c.status, live, resolved, history_max_age_s=age)
+    registry.register(HubState(queue, counters, by_event, by_incident))
     ProcessCollector(registry=registry)
     return Metrics(registry, counters)
