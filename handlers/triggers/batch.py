@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
@@ -40,6 +40,7 @@ from hub.incidents import changes as incident_changes
 from hub.incidents.changes import Outcome, incidents, rearm_many
 from hub.runtime.db import write
 from hub.runtime.logs import bind
+from hub.runtime.rows import insert_rows, one_of
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ class _Batch:
         self.conn = conn
         self.ctx = ctx
         # Events applied before (a redelivery, a replay): each says so and changes nothing.
-        seen = conn.execute(_sql().seen, {"p_ids": [event_id for event_id, _ in items]})
+        seen = conn.execute(
+            _sql(conn.dialect.name).seen, {"p_ids": [event_id for event_id, _ in items]}
+        )
         self.applied: dict[str, str] = {row.event_id: row.incident_id for row in seen}
         # The live incidents of the keys whose first change here is an occurrence, found and
         # locked in one statement; their occurrences are written together at the end.
@@ -142,7 +145,9 @@ class _Batch:
         keys = [k for k in firsts if any(t.key == k and _is_occurrence(t) for _, t in items)]
         self.live: dict[str, Any] = {}
         if keys:
-            self.live = {r.key: r for r in conn.execute(_sql().live, {"p_keys": keys})}
+            self.live = {
+                r.key: r for r in conn.execute(_sql(conn.dialect.name).live, {"p_keys": keys})
+            }
         self.adds: dict[str, Pending] = {}  # by incident id, written at the end
         self.outcomes: list[Outcome] = []
         self.deliver: set[str] = set()  # incidents that owe Slack or GitHub a call
@@ -225,7 +230,7 @@ class _Batch:
         # The links first: they lock nothing another batch wants. The incidents' rows are
         # locked from their UPDATE to the commit, not from the batch's first read.
         if self.links:
-            self.conn.execute(_sql().link, self.links)
+            insert_rows(self.conn, incident_events, self.links)
         for stmt, rows in shapes.items():
             if self.conn.execute(stmt, rows).rowcount != len(rows):
                 raise Raced("an incident of this batch was resolved while it ran")
@@ -267,24 +272,22 @@ def _update(
 class _Statements:
     seen: Any
     live: Any
-    link: Any
 
 
 @functools.cache
-def _sql() -> _Statements:
+def _sql(dialect: str) -> _Statements:
     return _Statements(
         seen=select(incident_events.c.event_id, incident_events.c.incident_id).where(
-            incident_events.c.event_id.in_(bindparam("p_ids", expanding=True))
+            one_of(incident_events.c.event_id, "p_ids", dialect)
         ),
         # Read, not locked (FOR UPDATE here serialised every batch on a few keys behind
         # each other's whole transaction: 16 threads waiting on 5 rows, measured). The
         # occurrences' UPDATE re-checks `status != resolved` under the row lock at the end;
         # a batch that loses that race rolls back and runs again (apply_triggers).
         live=select(incidents).where(
-            incidents.c.key.in_(bindparam("p_keys", expanding=True)),
+            one_of(incidents.c.key, "p_keys", dialect),
             incidents.c.status != "resolved",
         ),
-        link=insert(incident_events),
     )
 
 

@@ -14,6 +14,7 @@ from handlers.context import Ran, WorkflowContext
 from handlers.triggers.apply import apply_trigger
 from handlers.triggers.model import Trigger
 from hub.events.store import events
+from hub.runtime.rows import one_of
 from integrations.payloads import decode
 
 Decide = Callable[[Mapping[str, object]], Trigger | None]
@@ -56,7 +57,7 @@ def load_payload(ctx: WorkflowContext, event_id: str) -> dict[str, object]:
 def load_payloads(ctx: WorkflowContext, event_ids: Sequence[str]) -> dict[str, dict[str, object]]:
     """Many stored payloads in one query (a batch's)."""
     with ctx.engine.connect() as conn:
-        rows = conn.execute(_payloads_sql(), {"p_ids": list(event_ids)})
+        rows = conn.execute(_payloads_sql(conn.dialect.name), {"p_ids": list(event_ids)})
         return {row.id: decode(_headers(row.content_type), bytes(row.body)) for row in rows}
 
 
@@ -77,8 +78,8 @@ def _payload_sql() -> Any:
 
 
 @functools.cache
-def _payloads_sql() -> Any:
-    wanted = events.c.id.in_(bindparam("p_ids", expanding=True))
+def _payloads_sql(dialect: str) -> Any:
+    wanted = one_of(events.c.id, "p_ids", dialect)
     return select(events.c.id, _content_type(), events.c.body).where(wanted)
 
 

@@ -19,7 +19,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
-    insert,
     or_,
     select,
     update,
@@ -28,6 +27,7 @@ from sqlalchemy import (
 from hub.events.batch_insert import BatchInsert, InsertPlan, NewEvent, Stored
 from hub.events.models import ACTIVE, Attempt, Event, Status, utcnow
 from hub.runtime.db import write
+from hub.runtime.rows import insert_rows
 
 # NewEvent and Stored live with the insert that makes them; the store's callers import them here.
 __all__ = ["AttemptRecord", "Claimed", "EventStore", "NewEvent", "Stored", "Timing"]
@@ -228,7 +228,7 @@ class EventStore:
             if ids:
                 conn.execute(self._settle, params)
             if rows:
-                conn.execute(insert(attempts), rows)
+                insert_rows(conn, attempts, rows)
 
     def _settle_params(
         self,

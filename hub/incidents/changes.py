@@ -21,6 +21,7 @@ from hub.events.models import utcnow
 from hub.incidents.models import Effect, EffectStatus, Incident, IncidentStatus, TimelineEntry
 from hub.runtime.db import write
 from hub.runtime.queue import DELIVER_ACTOR, EventQueue
+from hub.runtime.rows import one_of
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def rearm_many(conn: Connection, kind: str, causes: dict[str, str]) -> set[str]:
     """`rearm` for many incidents (id -> the event that owes it), in three statements
     however many: the incidents whose effect was newly owed."""
     dedupes = {f"{kind}:{incident_id}": incident_id for incident_id in causes}
-    found = conn.execute(_rearm_many_sql(), {"p_dedupes": list(dedupes)})
+    found = conn.execute(_rearm_many_sql(conn.dialect.name), {"p_dedupes": list(dedupes)})
     status = {row.dedupe: row.status for row in found}
     now = utcnow()
     again = [d for d in dedupes if d in status and status[d] != EffectStatus.PENDING]
@@ -232,8 +233,8 @@ def rearm_many(conn: Connection, kind: str, causes: dict[str, str]) -> set[str]:
 
 
 @functools.cache
-def _rearm_many_sql() -> Any:
-    wanted = effects.c.dedupe.in_(bindparam("p_dedupes", expanding=True))
+def _rearm_many_sql(dialect: str) -> Any:
+    wanted = one_of(effects.c.dedupe, "p_dedupes", dialect)
     return select(effects.c.dedupe, effects.c.status).where(wanted)
 
 
