@@ -22,11 +22,13 @@ from hub.incidents import changes as incident_changes
 from hub.incidents.changes import (
     Outcome,
     StatusChange,
+    effect_row,
+    effects,
     incidents,
     locked,
-    owe,
     rearm,
-    record,
+    timeline,
+    timeline_row,
     transition,
 )
 from hub.incidents.models import IncidentEvent, IncidentStatus
@@ -189,50 +191,75 @@ def _open(
     """Open an incident for `trigger`. `cause` names what opened it: a stored event (linked
     to the incident, and failed if a Slack call it owes dies) or, with `event=False`, the
     hub itself (a health check)."""
+    rows = opening(ctx, cause, trigger, event=event)
+    conn.execute(insert(incidents), rows.incident)
+    if rows.link is not None:
+        conn.execute(insert(incident_events), rows.link)
+    conn.execute(insert(timeline), rows.timeline)
+    conn.execute(insert(effects), rows.effects)
+    return rows.outcome
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The rows an incident's opening writes, and its outcome: written at once by `_open`,
+    or with other openings' in one statement per table (handlers/triggers/opens.py)."""
+
+    incident: dict[str, Any]
+    link: dict[str, Any] | None
+    timeline: dict[str, Any]
+    effects: list[dict[str, Any]]
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.incident["id"], True, IncidentStatus.OPEN, "opened", deliver=True)
+
+
+def opening(ctx: WorkflowContext, cause: str, trigger: Trigger, *, event: bool = True) -> Opening:
     event_id = cause if event else None
     now = utcnow()
     incident_id = new_incident_id()
     route = trigger.route or default_route(ctx)
     silence_id, until = route.silence if route.silence is not None else (None, None)
-    conn.execute(
-        insert(incidents),
-        {
-            "id": incident_id,
-            "key": trigger.key,
-            "title": trigger.title[:300],
-            "severity": trigger.severity,
-            "status": IncidentStatus.OPEN,
-            "summary": trigger.summary,
-            "links": [{"label": link.label, "url": link.url} for link in trigger.links],
-            "source": trigger.key.partition(":")[0],
-            "occurrences": 1,
-            "first_seen": now,
-            "last_seen": now,
-            "updated_at": now,
-            "revision": 0,
-            "channels": list(route.channels),
-            "github_repo": route.repo,
-            "mention": route.mention,
-            "rule": route.rule,
-            "silence_id": silence_id,
-            "silenced_until": until,
-        },
-    )
+    incident = {
+        "id": incident_id,
+        "key": trigger.key,
+        "title": trigger.title[:300],
+        "severity": trigger.severity,
+        "status": IncidentStatus.OPEN,
+        "summary": trigger.summary,
+        "links": [{"label": link.label, "url": link.url} for link in trigger.links],
+        "source": trigger.key.partition(":")[0],
+        "occurrences": 1,
+        "first_seen": now,
+        "last_seen": now,
+        "updated_at": now,
+        "revision": 0,
+        "channels": list(route.channels),
+        "github_repo": route.repo,
+        "mention": route.mention,
+        "rule": route.rule,
+        "silence_id": silence_id,
+        "silenced_until": until,
+    }
+    link = None
     if event_id is not None:
-        order.link(conn, incident_id, event_id)
+        link = {"event_id": event_id, "incident_id": incident_id, "at": now}
     detail = trigger.title + (f" (silenced by {silence_id} until {until:%Y-%m-%d %H:%M} UTC)"
                               if until is not None else "")  # fmt: skip
-    record(conn, incident_id, actor=trigger.actor, action="opened", detail=detail, dedupe=cause)
+    entry = timeline_row(incident_id, actor=trigger.actor, action="opened", detail=detail,
+                         dedupe=cause)  # fmt: skip
     # A silenced incident's announcements wait for the silence to end (hub/rules/silences.py).
-    owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id,
-        not_before=until)  # fmt: skip
+    owed = [effect_row(incident_id, "slack.post", f"slack.post:{incident_id}", cause=event_id,
+                       not_before=until)]  # fmt: skip
     for channel in route.channels[1:]:
-        owe(conn, incident_id, "slack.post", f"slack.post:{incident_id}:{channel}",
-            payload={"channel": channel}, cause=event_id, not_before=until)  # fmt: skip
+        dedupe = f"slack.post:{incident_id}:{channel}"
+        owed.append(effect_row(incident_id, "slack.post", dedupe, payload={"channel": channel},
+                               cause=event_id, not_before=until))  # fmt: skip
     if ctx.github is not None and route.repo:
-        owe(conn, incident_id, "github.issue", f"github.issue:{incident_id}", cause=event_id,
-            not_before=until)  # fmt: skip
-    return Outcome(incident_id, True, IncidentStatus.OPEN, "opened", deliver=True)
+        owed.append(effect_row(incident_id, "github.issue", f"github.issue:{incident_id}",
+                               cause=event_id, not_before=until))  # fmt: skip
+    return Opening(incident, link, entry, owed)
 
 
 def default_route(ctx: WorkflowContext) -> Route:

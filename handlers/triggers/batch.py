@@ -35,6 +35,7 @@ from handlers.triggers.apply import (
     log_outcome,
 )
 from handlers.triggers.model import Change, Trigger
+from handlers.triggers.opens import Openings
 from hub.events.models import JSONType, utcnow
 from hub.incidents import changes as incident_changes
 from hub.incidents.changes import Outcome, incidents, rearm_many
@@ -139,6 +140,7 @@ class _Batch:
             _sql(conn.dialect.name).seen, {"p_ids": [event_id for event_id, _ in items]}
         )
         self.applied: dict[str, str] = {row.event_id: row.incident_id for row in seen}
+        self.openings = Openings(conn, items, self.applied)  # new incidents, written together
         # The live incidents of the keys whose first change here is an occurrence, found and
         # locked in one statement; their occurrences are written together at the end.
         firsts = {t.key for i, (_, t) in enumerate(items) if i == 0 or items[i - 1][1].key != t.key}
@@ -159,7 +161,8 @@ class _Batch:
             return
         # This change sees the key as one by one would: its occurrences before it written.
         self._flush_key(trigger.key)
-        outcome = apply_in(self.conn, self.ctx, event_id, trigger)
+        opened = self.openings.open(self.ctx, event_id, trigger)
+        outcome = opened or apply_in(self.conn, self.ctx, event_id, trigger)
         self.outcomes.append(outcome)
         if outcome.incident_id is not None:
             self.applied[event_id] = outcome.incident_id
@@ -222,6 +225,7 @@ class _Batch:
     def finish(self) -> None:
         """The deferred occurrences: one UPDATE per incident, sent as one executemany per
         shape of statement, their links in one insert, their message updates re-armed."""
+        self.openings.write(self.conn)
         shapes: dict[Any, list[dict[str, Any]]] = {}
         for incident_id, pending in self.adds.items():
             stmt, params = _update(pending, incident_id=incident_id, returning=False)

@@ -49,19 +49,26 @@ def advance(
     again, in order."""
     if trigger.version is None:
         return
-    row = {
-        "version": list(trigger.version),
+    row = key_row(trigger, event_id, incident_id or (mark.incident_id if mark else None))
+    if mark is None:
+        conn.execute(insert(incident_keys), row)
+    else:
+        row.pop("key")
+        conn.execute(update(incident_keys).where(incident_keys.c.key == trigger.key), row)
+
+
+def key_row(trigger: Trigger, event_id: str, incident_id: str | None) -> dict[str, Any]:
+    """The key's row once `trigger` is its newest change. `incident_id`: the incident the
+    key last fed (a resolve that found nothing open keeps the one before)."""
+    return {
+        "key": trigger.key,
+        "version": list(trigger.version or ()),
         "change": trigger.change.value,
         "event_id": event_id,
         "note": trigger.note or trigger.title,
-        # A resolve that found nothing open keeps the incident the key last fed.
-        "incident_id": incident_id or (mark.incident_id if mark is not None else None),
+        "incident_id": incident_id,
         "updated_at": utcnow(),
     }
-    if mark is None:
-        conn.execute(insert(incident_keys), row | {"key": trigger.key})
-    else:
-        conn.execute(update(incident_keys).where(incident_keys.c.key == trigger.key), row)
 
 
 def apply_stale(conn: Connection, event_id: str, trigger: Trigger, mark: Any) -> Outcome:

@@ -160,7 +160,15 @@ def cause_event(cause: str) -> str | None:
 def record(
     conn: Connection, incident_id: str, *, actor: str, action: str, detail: str, dedupe: str
 ) -> int:
-    row = {
+    row = timeline_row(incident_id, actor=actor, action=action, detail=detail, dedupe=dedupe)
+    return int(conn.execute(insert(timeline).returning(timeline.c.id), row).scalar_one())
+
+
+def timeline_row(
+    incident_id: str, *, actor: str, action: str, detail: str, dedupe: str
+) -> dict[str, Any]:
+    """A timeline entry as `record` writes it, for a caller that inserts many together."""
+    return {
         "incident_id": incident_id,
         "at": utcnow(),
         "actor": actor[:200],
@@ -168,7 +176,6 @@ def record(
         "detail": detail,
         "dedupe": dedupe[:200],
     }
-    return int(conn.execute(insert(timeline).returning(timeline.c.id), row).scalar_one())
 
 
 def owe(
@@ -184,8 +191,23 @@ def owe(
     """Record a side effect to perform after the commit. `dedupe` names its meaning: a
     second insert with the same meaning fails the transaction instead of posting twice.
     `cause` is the event that owes it: if the effect dies, that event shows as failed."""
+    row = effect_row(incident_id, kind, dedupe, payload=payload, not_before=not_before,
+                     cause=cause)  # fmt: skip
+    conn.execute(insert(effects), row)
+
+
+def effect_row(
+    incident_id: str | None,
+    kind: str,
+    dedupe: str,
+    *,
+    payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
+    """An effect as `owe` writes it, for a caller that inserts many together."""
     now = utcnow()
-    row = {
+    return {
         "incident_id": incident_id,
         "kind": kind,
         "dedupe": dedupe[:200],
@@ -197,7 +219,6 @@ def owe(
         "updated_at": now,
         "cause_event_id": cause,
     }
-    conn.execute(insert(effects), row)
 
 
 def rearm(

@@ -49,13 +49,18 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), list(rows))
         return
+    # What SQLAlchemy would do to each value on the way (JSON columns: psycopg's Jsonb).
+    processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in columns]
     per_statement = MAX_PARAMS // len(columns)
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     with psycopg.RawCursor(driver) as cur:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
-            params = [row[name] for row in chunk for name in columns]
+            params: list[Any] = []
+            for row in chunk:
+                for name, process in zip(columns, processors, strict=True):
+                    params.append(row[name] if process is None else process(row[name]))
             cur.execute(_values(table.name, columns, len(chunk)), params)
 
 

@@ -17,16 +17,24 @@ from sqlalchemy.exc import IntegrityError
 from handlers.context import WorkflowContext
 from handlers.dispatch import route_events
 from handlers.routing_table import ROUTES
-from handlers.triggers import batch
+from handlers.triggers import batch, opens
 from handlers.triggers.model import Change, Trigger
 from handlers.triggers.workflow import incident_workflow
 from hub.events.store import attempts, events
-from hub.incidents.models import IncidentEvent
+from hub.incidents.models import IncidentEvent, IncidentKey
 from tests.conftest import make_settings
 from tests.handlers import payloads as p
-from tests.handlers.conftest import all_incidents, context_for, effects_of, rows, store_event
+from tests.handlers.conftest import (
+    all_incidents,
+    context_for,
+    effects_of,
+    rows,
+    store_event,
+    timeline_of,
+)
 
 incident_events = IncidentEvent.__table__  # type: ignore[attr-defined]
+incident_keys = IncidentKey.__table__  # type: ignore[attr-defined]
 
 
 def failed_payment(ctx: WorkflowContext, n: int, account: str = "acct_1") -> str:
@@ -104,17 +112,40 @@ def history(ctx: WorkflowContext, seed: int) -> list[str]:
     make += [lambda: dispute(ctx, "needs_response", "dp_0")]
     make += [lambda d=d: dispute(ctx, "needs_response", d) for d in ("dp_1", "dp_2")]
     make += [lambda: dispute(ctx, "lost", "dp_1"), lambda: dispute(ctx, "won", "dp_2")]
+    # Keys changed once, that nothing knows yet: opened together (handlers/triggers/opens.py).
+    make += [lambda r=r: ci(ctx, "failure", 50 + r, f"octo/new{r}") for r in range(3)]
+    make += [lambda d=d: dispute(ctx, "needs_response", f"dp_new{d}") for d in range(3)]
     random.Random(seed).shuffle(make)
     return [store() for store in make]
 
 
-def outcome(ctx: WorkflowContext) -> list[tuple[Any, ...]]:
+def outcome(ctx: WorkflowContext, ids: list[str]) -> list[tuple[Any, ...]]:
+    """Everything but ids and times: each incident as responders see it, what it owes, its
+    timeline, its events, and its key's watermark. Events are named by their place in the
+    history (`ids`), the same in both databases."""
+    place = {event_id: f"#{n}" for n, event_id in enumerate(ids)}
+
+    def named(text: Any) -> Any:
+        for event_id, name in place.items():
+            text = text.replace(event_id, name) if isinstance(text, str) else text
+        return text
+
     found = []
+    marks = {row.key: row for row in rows(ctx, incident_keys)}
     for row in all_incidents(ctx):
         linked = rows(ctx, incident_events, incident_events.c.incident_id == row.id)
-        kinds = sorted(e.kind for e in effects_of(ctx, row.id))
-        found.append((row.key, row.status, row.occurrences, row.summary, len(linked), kinds))
-    return sorted(found)
+        # A coalesced message update names one of the events it shows, whichever re-armed it.
+        owed = sorted((e.kind, e.status, None if e.kind == "slack.update" else
+                       named(e.cause_event_id)) for e in effects_of(ctx, row.id))  # fmt: skip
+        lines = [(t.actor, t.action, named(t.detail)) for t in timeline_of(ctx, row.id)]
+        seen = (row.title, row.severity, row.summary, row.links, row.channels, row.source)
+        mark = marks.get(row.key)
+        watermark = mark and (mark.version, mark.change, named(mark.event_id), named(mark.note),
+                              mark.incident_id == row.id)  # fmt: skip
+        linked_events = sorted(named(e.event_id) for e in linked)
+        state = (row.key, row.status, row.occurrences)
+        found.append((*state, seen, linked_events, owed, lines, watermark))
+    return sorted(found, key=repr)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -125,10 +156,11 @@ def test_one_batch_ends_where_one_event_at_a_time_ends(any_ctx, sqlite_template,
 
     alone = context_for(make_settings(f"sqlite:///{tmp_path}/alone.db"))
     tmp_path.joinpath("alone.db").write_bytes(sqlite_template.read_bytes())
-    for event_id in history(alone, seed):
+    alone_ids = history(alone, seed)
+    for event_id in alone_ids:
         route_events(alone, [event_id], ROUTES)
 
-    assert outcome(batched) == outcome(alone)
+    assert outcome(batched, ids) == outcome(alone, alone_ids)
     assert statuses(batched) == statuses(alone) == {"processed": len(ids)}
 
 
@@ -191,22 +223,28 @@ def test_occurrences_around_a_resolve_of_the_same_key_end_as_one_by_one(
         payloads = [{"key": k, "resolve": r, "summary": s} for k, r, s in plan]
         return [store_event(ctx, "github", "grouped", body) for body in payloads]
 
-    def opened(ctx: WorkflowContext) -> WorkflowContext:
+    def opened(ctx: WorkflowContext) -> list[str]:
         # Both keys live before the batch, as in a burst on incidents already open.
+        first = []
         for key in "ab":
             body = {"key": key, "resolve": False, "summary": "first"}
-            route_events(ctx, [store_event(ctx, "github", "grouped", body)], GROUPED)
-        return ctx
+            first.append(store_event(ctx, "github", "grouped", body))
+            route_events(ctx, first[-1:], GROUPED)
+        return first
 
-    batched = opened(any_ctx)
-    route_events(batched, store_all(batched), GROUPED)
+    batched = any_ctx
+    batched_ids = opened(batched)
+    batched_ids += (burst := store_all(batched))
+    route_events(batched, burst, GROUPED)
     alone = context_for(make_settings(f"sqlite:///{tmp_path}/alone.db"))
     tmp_path.joinpath("alone.db").write_bytes(sqlite_template.read_bytes())
-    for event_id in store_all(opened(alone)):
+    alone_ids = opened(alone)
+    for event_id in store_all(alone):
+        alone_ids.append(event_id)
         route_events(alone, [event_id], GROUPED)
 
-    assert outcome(batched) == outcome(alone)
-    assert len(outcome(batched)) > 2  # resolves happened between occurrences
+    assert outcome(batched, batched_ids) == outcome(alone, alone_ids)
+    assert len(outcome(batched, batched_ids)) > 2  # resolves happened between occurrences
 
 
 @pytest.mark.services
@@ -271,3 +309,39 @@ def test_a_batch_that_loses_the_race_to_open_its_key_retries_as_a_batch(postgres
     assert (incident.occurrences, incident.summary) == (21, "burst 19")
     assert statuses(ctx) == {"processed": 21}
     assert commits < 10, f"{commits} commits: the burst was applied one event at a time"
+
+
+def test_new_keys_another_worker_opens_first_are_added_to_its_incidents(postgres_url, monkeypatch):
+    """A batch reads that nothing knows its keys, and opens them together at its end; a rival
+    worker that commits an opening of one of them meanwhile wins, and this batch runs again:
+    its failure is then the next run of that repository's broken CI, an occurrence."""
+    ctx = context_for(make_settings(postgres_url))
+    mine = [ci(ctx, "failure", 61, "octo/raced"), ci(ctx, "failure", 70, "octo/calm")]
+    mine.append(dispute(ctx, "needs_response", "dp_calm"))
+    rival = ci(ctx, "failure", 60, "octo/raced")
+    write = opens.Openings.write
+    rivals: list[bool] = []
+    raced = threading.Event()
+
+    def rival_first(self: Any, conn: Any) -> None:
+        if not raced.is_set():  # once, and not in the rival's own batch
+            raced.set()
+            worker = threading.Thread(target=route_events, args=(ctx, [rival], ROUTES))
+            worker.start()
+            worker.join(timeout=10)
+            rivals.append(worker.is_alive())
+        write(self, conn)
+
+    monkeypatch.setattr(opens.Openings, "write", rival_first)
+    route_events(ctx, mine, ROUTES)
+
+    assert rivals == [False], "the rival waited for this batch"
+    found = {row.key: row for row in all_incidents(ctx)}
+    assert len(found) == 3
+    won = next(row for row in found.values() if "raced" in row.key)
+    assert (won.status, won.occurrences) == ("open", 2)
+    linked = rows(ctx, incident_events, incident_events.c.incident_id == won.id)
+    assert sorted(link.event_id for link in linked) == sorted([rival, mine[0]])
+    assert all(row.occurrences == 1 for row in found.values() if row.id != won.id)
+    assert len(rows(ctx, incident_keys)) == 3
+    assert statuses(ctx) == {"processed": 4}
