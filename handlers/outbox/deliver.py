@@ -33,7 +33,7 @@ from hub.events.models import as_utc, utcnow
 from hub.incidents.changes import effects, incidents, schedule_deliveries, schedule_delivery
 from hub.incidents.models import EffectStatus
 from hub.runtime.backoff import backoff
-from hub.runtime.db import write
+from hub.runtime.db import read, write
 from hub.runtime.logs import bind
 from integrations.outbound import OutboundError, Permanent, RateLimited
 
@@ -167,7 +167,7 @@ def _any_due(ctx: WorkflowContext, incident_ids: list[str]) -> list[str]:
         effects.c.status.in_(OPEN),
         effects.c.not_before <= utcnow(),
     )
-    with ctx.engine.connect() as conn:
+    with read(ctx.engine) as conn:
         due = set(conn.execute(stmt.distinct()).scalars())
     return [i for i in incident_ids if i in due]
 
@@ -183,7 +183,7 @@ def _next_effects(ctx: WorkflowContext, incident_ids: list[str], lane: str) -> d
         )
         .group_by(effects.c.incident_id)
     )
-    with ctx.engine.connect() as conn:
+    with read(ctx.engine) as conn:
         found = {
             row.incident_id: row
             for row in conn.execute(select(effects).where(effects.c.id.in_(first)))
@@ -201,7 +201,7 @@ def _next_unowned(ctx: WorkflowContext, lane: str) -> Any:
     stmt = (
         select(effects).where(mine, effects.c.kind.startswith(lane)).order_by(effects.c.id).limit(1)
     )
-    with ctx.engine.connect() as conn:
+    with read(ctx.engine) as conn:
         return conn.execute(stmt).first()
 
 
@@ -209,7 +209,7 @@ def _incidents(ctx: WorkflowContext, incident_ids: list[str]) -> dict[str, Any]:
     if not incident_ids:
         return {}
     stmt = select(incidents).where(incidents.c.id.in_(incident_ids))
-    with ctx.engine.connect() as conn:
+    with read(ctx.engine) as conn:
         return {row.id: row for row in conn.execute(stmt)}
 
 

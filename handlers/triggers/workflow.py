@@ -14,6 +14,7 @@ from handlers.context import Ran, WorkflowContext
 from handlers.triggers.apply import apply_trigger
 from handlers.triggers.model import Trigger
 from hub.events.store import events
+from hub.runtime.db import read
 from hub.runtime.rows import one_of
 from integrations.payloads import decode
 
@@ -49,14 +50,14 @@ class TriggerWorkflow:
 
 def load_payload(ctx: WorkflowContext, event_id: str) -> dict[str, object]:
     """The stored event's payload, decoded as its provider sent it."""
-    with ctx.engine.connect() as conn:
+    with read(ctx.engine) as conn:
         content_type, body = conn.execute(_payload_sql(), {"p_id": event_id}).one()
     return decode(_headers(content_type), bytes(body))
 
 
 def load_payloads(ctx: WorkflowContext, event_ids: Sequence[str]) -> dict[str, dict[str, object]]:
     """Many stored payloads in one query (a batch's)."""
-    with ctx.engine.connect() as conn:
+    with read(ctx.engine) as conn:
         rows = conn.execute(_payloads_sql(conn.dialect.name), {"p_ids": list(event_ids)})
         return {row.id: decode(_headers(row.content_type), bytes(row.body)) for row in rows}
 

@@ -22,7 +22,7 @@ from hub.incidents.changes import effects, incidents, schedule_deliveries
 from hub.incidents.models import EffectStatus, IncidentStatus
 from hub.rules.compiled import Condition, LazyEnv, Miss, compile_where, matches
 from hub.rules.models import Silence
-from hub.runtime.db import write
+from hub.runtime.db import read, write
 from hub.runtime.queue import EventQueue
 
 silences = Silence.__table__  # type: ignore[attr-defined]
@@ -138,7 +138,7 @@ def active(engine: Engine) -> list[SilenceRow]:
     stmt = select(silences).where(
         silences.c.starts_at <= now, silences.c.ends_at > now, silences.c.expired_by.is_(None)
     )
-    with engine.connect() as conn:
+    with read(engine) as conn:
         return [_row(r) for r in conn.execute(stmt)]
 
 
