@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from handlers.context import WorkflowContext
 from handlers.triggers import order
 from handlers.triggers.model import Change, Route, Trigger
-from hub.events.ids import new_incident_id
 from hub.events.models import JSONType, as_utc, utcnow
 from hub.incidents import changes as incident_changes
 from hub.incidents.changes import (
@@ -218,23 +217,9 @@ class Opening:
 def opening(ctx: WorkflowContext, cause: str, trigger: Trigger, *, event: bool = True) -> Opening:
     event_id = cause if event else None
     now = utcnow()
-    incident_id = new_incident_id()
     route = trigger.route or default_route(ctx)
     silence_id, until = route.silence if route.silence is not None else (None, None)
-    incident = {
-        "id": incident_id,
-        "key": trigger.key,
-        "title": trigger.title[:300],
-        "severity": trigger.severity,
-        "status": IncidentStatus.OPEN,
-        "summary": trigger.summary,
-        "links": [{"label": link.label, "url": link.url} for link in trigger.links],
-        "source": trigger.key.partition(":")[0],
-        "occurrences": 1,
-        "first_seen": now,
-        "last_seen": now,
-        "updated_at": now,
-        "revision": 0,
+    incident = order.incident_row(trigger, IncidentStatus.OPEN, now) | {
         "channels": list(route.channels),
         "github_repo": route.repo,
         "mention": route.mention,
@@ -242,6 +227,7 @@ def opening(ctx: WorkflowContext, cause: str, trigger: Trigger, *, event: bool =
         "silence_id": silence_id,
         "silenced_until": until,
     }
+    incident_id = incident["id"]
     link = None
     if event_id is not None:
         link = {"event_id": event_id, "incident_id": incident_id, "at": now}

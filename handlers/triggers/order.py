@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
@@ -94,6 +95,25 @@ def apply_stale(conn: Connection, event_id: str, trigger: Trigger, mark: Any) ->
     return Outcome(incident_id, False, None, f"stale: {detail}", stale=True)
 
 
+def incident_row(trigger: Trigger, status: str, now: datetime) -> dict[str, Any]:
+    """A new incident for `trigger`'s key, as its first occurrence describes it."""
+    return {
+        "id": new_incident_id(),
+        "key": trigger.key,
+        "title": trigger.title[:300],
+        "severity": trigger.severity,
+        "status": status,
+        "summary": trigger.summary,
+        "links": [{"label": item.label, "url": item.url} for item in trigger.links],
+        "source": trigger.key.partition(":")[0],
+        "occurrences": 1,
+        "first_seen": now,
+        "last_seen": now,
+        "updated_at": now,
+        "revision": 0,
+    }
+
+
 def link(conn: Connection, incident_id: str, event_id: str) -> None:
     link_many(conn, incident_id, [event_id])
 
@@ -108,28 +128,10 @@ def _open_resolved(
     conn: Connection, event_id: str, trigger: Trigger, mark: Any, detail: str
 ) -> str:
     now = utcnow()
-    incident_id = new_incident_id()
-    source = trigger.key.partition(":")[0]
-    conn.execute(
-        insert(incidents),
-        {
-            "id": incident_id,
-            "key": trigger.key,
-            "title": trigger.title[:300],
-            "severity": trigger.severity,
-            "status": IncidentStatus.RESOLVED,
-            "summary": trigger.summary,
-            "links": [{"label": item.label, "url": item.url} for item in trigger.links],
-            "source": source,
-            "occurrences": 1,
-            "first_seen": now,
-            "last_seen": now,
-            "updated_at": now,
-            "resolved_by": source,
-            "resolved_at": now,
-            "revision": 0,
-        },
-    )
+    row = incident_row(trigger, IncidentStatus.RESOLVED, now)
+    incident_id: str = row["id"]
+    row |= {"resolved_by": row["source"], "resolved_at": now}
+    conn.execute(insert(incidents), row)
     link(conn, incident_id, event_id)
     if mark.event_id and not conn.execute(_sql().seen, {"p_event": mark.event_id}).first():
         link(conn, incident_id, mark.event_id)
