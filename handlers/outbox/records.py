@@ -4,10 +4,12 @@ the delivery records the outcomes of several incidents' calls in one commit
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
@@ -19,16 +21,8 @@ def claim(conn: Connection, effect: Any) -> bool:
     """Mark the effect `attempting` if it is as it was read (not re-armed since): committed
     before the call, so that if this process dies during it, the next delivery knows the
     call may have happened."""
-    claimed = conn.execute(
-        update(effects)
-        .where(
-            effects.c.id == effect.id,
-            effects.c.status == effect.status,
-            effects.c.updated_at == effect.updated_at,
-        )
-        .values(status=EffectStatus.ATTEMPTING, updated_at=utcnow())
-    )
-    return bool(claimed.rowcount)
+    params = {"p_id": effect.id, "p_status": effect.status, "p_updated_at": effect.updated_at}
+    return bool(conn.execute(_sql().claim, params | {"p_now": utcnow()}).rowcount)
 
 
 def unclaim(conn: Connection, effect: Any) -> None:
@@ -55,17 +49,47 @@ def reschedule(conn: Connection, effect_id: int, after_s: float, failed: str | N
 def finish(conn: Connection, effect_id: int, incident_values: dict[str, Any]) -> None:
     # `status != pending`: a message update re-armed while it was being sent stays
     # pending and goes out again with the newer state.
-    conn.execute(
-        update(effects)
-        .where(effects.c.id == effect_id, effects.c.status != EffectStatus.PENDING)
-        .values(status=EffectStatus.DONE, last_error=None, updated_at=utcnow())
-    )
+    conn.execute(_sql().finish, {"p_id": effect_id, "p_now": utcnow()})
     if incident_values:
-        row = conn.execute(select(effects.c.incident_id).where(effects.c.id == effect_id))
-        incident_id = row.scalar_one()
-        conn.execute(
-            update(incidents).where(incidents.c.id == incident_id).values(**incident_values)
+        values = {f"p_{name}": value for name, value in incident_values.items()}
+        conn.execute(_incident_update(tuple(incident_values)), values | {"p_id": effect_id})
+
+
+@dataclass(frozen=True)
+class _Statements:
+    claim: Any
+    finish: Any
+
+
+@functools.cache
+def _sql() -> _Statements:
+    # Built once: each effect delivered runs them, and building a statement cost more
+    # Python than running it (a quarter of a delivery's CPU, measured).
+    by_id = effects.c.id == bindparam("p_id")
+    return _Statements(
+        claim=update(effects)
+        .where(
+            by_id,
+            effects.c.status == bindparam("p_status"),
+            effects.c.updated_at == bindparam("p_updated_at"),
         )
+        .values(status=EffectStatus.ATTEMPTING, updated_at=bindparam("p_now")),
+        finish=update(effects)
+        .where(by_id, effects.c.status != EffectStatus.PENDING)
+        .values(status=EffectStatus.DONE, last_error=None, updated_at=bindparam("p_now")),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _incident_update(names: tuple[str, ...]) -> Any:
+    """What a call learnt (the Slack message's channel and ts, the issue's number) set on
+    the effect's incident, one statement per set of names."""
+    owner = select(effects.c.incident_id).where(effects.c.id == bindparam("p_id"))
+    return (
+        update(incidents)
+        .where(incidents.c.id == owner.scalar_subquery())
+        .values({name: bindparam(f"p_{name}") for name in names})
+    )
 
 
 def dead(conn: Connection, effect: Any, reason: str) -> None:
