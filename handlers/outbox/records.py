@@ -63,8 +63,8 @@ class _Statements:
 
 @functools.cache
 def _sql() -> _Statements:
-    # Built once: each effect delivered runs them, and building a statement cost more
-    # Python than running it (a quarter of a delivery's CPU, measured).
+    # Built once: each effect delivered runs them, and building them per effect was 0.2 s
+    # of 1.5 s delivering 400 incidents' posts (cProfile), more Python than running them.
     by_id = effects.c.id == bindparam("p_id")
     return _Statements(
         claim=update(effects)

@@ -136,20 +136,17 @@ class _Batch:
         self.conn = conn
         self.ctx = ctx
         # Events applied before (a redelivery, a replay): each says so and changes nothing.
-        seen = conn.execute(
-            _sql(conn.dialect.name).seen, {"p_ids": [event_id for event_id, _ in items]}
-        )
+        sql = _sql(conn.dialect.name)
+        seen = conn.execute(sql.seen, {"p_ids": [event_id for event_id, _ in items]})
         self.applied: dict[str, str] = {row.event_id: row.incident_id for row in seen}
         self.openings = Openings(conn, items, self.applied)  # new incidents, written together
-        # The live incidents of the keys whose first change here is an occurrence, found and
-        # locked in one statement; their occurrences are written together at the end.
+        # The live incidents of the keys whose first change here is an occurrence, found in
+        # one statement (not locked, see `_sql`); their occurrences are written at the end.
         firsts = {t.key for i, (_, t) in enumerate(items) if i == 0 or items[i - 1][1].key != t.key}
         keys = [k for k in firsts if any(t.key == k and _is_occurrence(t) for _, t in items)]
         self.live: dict[str, Any] = {}
         if keys:
-            self.live = {
-                r.key: r for r in conn.execute(_sql(conn.dialect.name).live, {"p_keys": keys})
-            }
+            self.live = {r.key: r for r in conn.execute(sql.live, {"p_keys": keys})}
         self.adds: dict[str, Pending] = {}  # by incident id, written at the end
         self.outcomes: list[Outcome] = []
         self.deliver: set[str] = set()  # incidents that owe Slack or GitHub a call
@@ -223,8 +220,9 @@ class _Batch:
             self._link(live.id, pending)
 
     def finish(self) -> None:
-        """The deferred occurrences: one UPDATE per incident, sent as one executemany per
-        shape of statement, their links in one insert, their message updates re-armed."""
+        """The new incidents (`Openings`), then the deferred occurrences: one UPDATE per
+        incident, sent as one executemany per shape of statement, their links in one insert,
+        their message updates re-armed."""
         self.openings.write(self.conn)
         shapes: dict[Any, list[dict[str, Any]]] = {}
         for incident_id, pending in self.adds.items():
