@@ -33,17 +33,3 @@ def test_a_read_repeated_batch_after_batch_is_prepared_and_stays_so(postgres_url
     finally:
         engine.dispose()
 
-
-def test_an_uncommitted_read_would_have_lost_them(postgres_url):
-    """Why `read` exists: the same reads through a plain connection, closed with a
-    ROLLBACK each time, never get prepared."""
-    engine = make_engine(postgres_url, pool_size=1)
-    lookup = select(events.c.id).where(events.c.id == bindparam("p_id"))
-    try:
-        for n in range(8):
-            with engine.connect() as conn:
-                conn.execute(lookup, {"p_id": f"evt_{n}"}).all()
-        with read(engine) as conn:
-            assert not any("FROM events" in s for s in prepared(conn))
-    finally:
-        engine.dispose()

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
@@ -33,6 +33,7 @@ from hub.incidents.changes import (
 from hub.incidents.models import IncidentEvent, IncidentStatus
 from hub.runtime.db import write
 from hub.runtime.logs import bind
+from hub.runtime.rows import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,16 @@ def _open(
     to the incident, and failed if a Slack call it owes dies) or, with `event=False`, the
     hub itself (a health check)."""
     rows = opening(ctx, cause, trigger, event=event)
-    conn.execute(insert(incidents), rows.incident)
-    if rows.link is not None:
-        conn.execute(insert(incident_events), rows.link)
-    conn.execute(insert(timeline), rows.timeline)
-    conn.execute(insert(effects), rows.effects)
+    write_openings(conn, [rows])
     return rows.outcome
+
+
+def write_openings(conn: Connection, opened: list[Opening]) -> None:
+    """Openings' rows, one statement per table; the incidents first: the rest refer to them."""
+    insert_rows(conn, incidents, [rows.incident for rows in opened])
+    insert_rows(conn, incident_events, [rows.link for rows in opened if rows.link is not None])
+    insert_rows(conn, timeline, [rows.timeline for rows in opened])
+    insert_rows(conn, effects, [effect for rows in opened for effect in rows.effects])
 
 
 @dataclass(frozen=True)

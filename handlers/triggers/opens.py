@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from handlers.context import WorkflowContext
-from handlers.triggers.apply import Opening, incident_events, opening
+from handlers.triggers.apply import Opening, opening, write_openings
 from handlers.triggers.model import Change, Trigger
 from handlers.triggers.order import incident_keys, key_row
-from hub.incidents.changes import Outcome, effects, incidents, timeline
+from hub.incidents.changes import Outcome, incidents
 from hub.runtime.rows import insert_rows, one_of
 
 
@@ -68,11 +68,7 @@ class Openings:
     def write(self, conn: Connection) -> None:
         if not self._opened:
             return
-        # The incidents first: every other row refers to one.
-        insert_rows(conn, incidents, [rows.incident for rows in self._opened])
-        insert_rows(conn, incident_events, [rows.link for rows in self._opened if rows.link])
-        insert_rows(conn, timeline, [rows.timeline for rows in self._opened])
-        insert_rows(conn, effects, [effect for rows in self._opened for effect in rows.effects])
+        write_openings(conn, self._opened)
         insert_rows(conn, incident_keys, self._keys)
 
 
