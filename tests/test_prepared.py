@@ -32,4 +32,3 @@ def test_a_read_repeated_batch_after_batch_is_prepared_and_stays_so(postgres_url
         assert any("FROM events" in s and "events.id = $1" in s for s in statements), statements
     finally:
         engine.dispose()
-
