@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
+from handlers.outbox import records
 from hub.admin.overview import snapshot
 from hub.bootstrap import create_app
 from hub.events.store import EventStore, NewEvent
+from hub.incidents.changes import effects
 from hub.runtime.db import make_engine
 from tests.conftest import make_settings
 from tests.fakes.slack import SlackServer
@@ -130,6 +132,14 @@ def test_webhooks_redeliveries_and_buttons_never_scan_a_growing_table(
     assert [s.duplicate for s in stored] == [True] * 4 + [False]
     both = EventStore(engine).insert([new, *retries])  # both providers' keys looked up
     assert [s.event_id for s in both] == [stored[4].event_id] + [a["event_id"] for a in first]
+    # A delivery round claims, then finishes, one effect of each of its incidents together:
+    # one statement for several ids (SQLite scans for a row-value IN on its own).
+    with engine.begin() as conn:
+        owed = conn.execute(select(effects).order_by(effects.c.id).limit(10)).all()
+        assert len({e.incident_id for e in owed}) == 2
+        claimed = records.claim_all(conn, owed)
+        assert [e.id for e in claimed] == [e.id for e in owed]
+        records.finish_all(conn, [records.Finished(e.id, {}) for e in claimed])
     engine.dispose()
 
     lookups = [t for t in plans.seen if "delivery_id" in t.partition(" WHERE ")[2]]

@@ -24,13 +24,13 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select
 
 from handlers.context import WorkflowContext
-from handlers.outbox import records
+from handlers.outbox import queries, records
 from handlers.outbox.performers import Done, Perform, Wait, performer_for
 from hub.events.models import as_utc, utcnow
-from hub.incidents.changes import effects, incidents, schedule_deliveries, schedule_delivery
+from hub.incidents.changes import effects, schedule_deliveries, schedule_delivery
 from hub.incidents.models import EffectStatus
 from hub.runtime.backoff import backoff
 from hub.runtime.db import read, write
@@ -39,8 +39,6 @@ from integrations.outbound import OutboundError, Permanent, RateLimited
 
 log = logging.getLogger(__name__)
 
-LANES = ("slack.", "github.")
-OPEN = (EffectStatus.PENDING, EffectStatus.ATTEMPTING)
 # What a call's outcome writes, run in the transaction that records a round's outcomes.
 Record = Callable[[Connection], None]
 
@@ -54,43 +52,52 @@ def deliver_effects(ctx: WorkflowContext, target: str | list[str] | None) -> Non
     incident does not turn into a swarm of rescheduled ones. Several incidents are leased
     in one transaction and released in one, and delivered together (`_drain`)."""
     if target is None:
-        waits = [_drain_unowned(ctx, lane) for lane in LANES]
+        waits = [_drain_unowned(ctx, lane) for lane in queries.LANES]
         due = [w for w in waits if w is not None]
         if due:
             schedule_delivery(ctx.queue, None, delay_s=min(due))
         return
     pending = [target] if isinstance(target, str) else list(dict.fromkeys(target))
     while pending:
-        leased = _lease(ctx, pending)
+        leased = queries.lease(ctx.engine, pending, ctx.settings.effect_lease_s)
         if not leased:
             return
         try:
             blocked, later = _drain(ctx, leased)
         finally:
-            _release(ctx, leased)
+            queries.release(ctx.engine, list(leased))
         schedule_deliveries(ctx.queue, later)
         for incident_id, wait in blocked.items():
             schedule_delivery(ctx.queue, incident_id, delay_s=wait)
-        pending = _any_due(ctx, [i for i in leased if i not in blocked and i not in later])
+        rest = [i for i in leased if i not in blocked and i not in later]
+        pending = queries.any_due(ctx.engine, rest)
 
 
-def _drain(ctx: WorkflowContext, leased: list[str]) -> tuple[dict[str, float], list[str]]:
+def _drain(ctx: WorkflowContext, leased: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
     """Perform the incidents' due effects, each lane in order, in rounds: the next effect
     of every incident claimed in one transaction, the calls made one after the other, their
     outcomes recorded in one. Answers the seconds until the next try of incidents whose lane
     is blocked, and the incidents left for another message: once half the lease has gone,
-    slow calls must not run it out while this worker still delivers."""
+    slow calls must not run it out while this worker still delivers.
+
+    Every lane's next effects are read at the start, and read again only for incidents
+    that had more open in the lane (or whose claim failed): what is recorded meanwhile is
+    found after the release (`queries.any_due`). Only the lease holder finishes an effect,
+    so one read stays each lane's next until this worker performs it."""
     deadline = time.monotonic() + ctx.settings.effect_lease_s / 2
     blocked: dict[str, float] = {}
     later: list[str] = []
-    for lane in LANES:
-        active = [i for i in leased if i not in later]
+    found = queries.next_effects(ctx.engine, list(leased))
+    rows: dict[str, Any] | None = leased  # as leased: the first round's; calls change them
+    for lane in queries.LANES:
+        active = [i for i in leased if i not in later and (i, lane) in found]
         while active:
             if time.monotonic() > deadline:
                 later += active
                 break
             due = []
-            for incident_id, effect in _next_effects(ctx, active, lane).items():
+            for incident_id in active:
+                effect = found[(incident_id, lane)].effect
                 wait = (as_utc(effect.not_before) - utcnow()).total_seconds()
                 if wait > 0:
                     blocked[incident_id] = min(wait, blocked.get(incident_id, wait))
@@ -99,24 +106,38 @@ def _drain(ctx: WorkflowContext, leased: list[str]) -> tuple[dict[str, float], l
             if not due:
                 break
             with write(ctx.engine) as conn:
-                claimed = [e for e in due if records.claim(conn, e)]
-            waiting, unstarted = _perform_all(ctx, claimed, deadline)
+                claimed = records.claim_all(conn, due)
+            waiting, unstarted = _perform_all(ctx, claimed, deadline, rows)
+            rows = None
             later += unstarted
             for incident_id, wait in waiting.items():
                 blocked[incident_id] = min(wait, blocked.get(incident_id, wait))
-            # Done: its next effect; not claimed (re-armed since it was read): read again.
+            # Done with more open in the lane: the next; not claimed (re-armed since it was
+            # read): read again.
             stop = waiting.keys() | set(unstarted)
-            active = [e.incident_id for e in due if e.incident_id not in stop]
+            done = {e.id for e in claimed}
+            again = [
+                e.incident_id
+                for e in due
+                if e.incident_id not in stop
+                and (e.id not in done or found[(e.incident_id, lane)].open > 1)
+            ]
+            for incident_id in again:
+                found.pop((incident_id, lane))
+            if again:
+                found |= queries.next_effects(ctx.engine, again)
+            active = [i for i in again if (i, lane) in found]
     return blocked, later
 
 
 def _perform_all(
-    ctx: WorkflowContext, claimed: list[Any], deadline: float
+    ctx: WorkflowContext, claimed: list[Any], deadline: float, rows: dict[str, Any] | None
 ) -> tuple[dict[str, float], list[str]]:
     """Make the claimed effects' calls until the deadline; record what came of them in one
     transaction (of those made, should one raise), and give back the claims of those not
     made. Answers the incidents told to wait (and how long), and those not started."""
-    rows = _incidents(ctx, [e.incident_id for e in claimed])
+    if rows is None:
+        rows = queries.incident_rows(ctx.engine, [e.incident_id for e in claimed])
     outcomes: list[Record] = []
     waiting: dict[str, float] = {}
     unstarted: list[str] = []
@@ -132,9 +153,13 @@ def _perform_all(
                 waiting[effect.incident_id] = result.seconds
     finally:
         if outcomes:
+            finished = [r for r in outcomes if isinstance(r, records.Finished)]
             with write(ctx.engine) as conn:
+                if finished:
+                    records.finish_all(conn, finished)
                 for record in outcomes:
-                    record(conn)
+                    if not isinstance(record, records.Finished):
+                        record(conn)
     return waiting, unstarted
 
 
@@ -158,39 +183,6 @@ def _drain_unowned(ctx: WorkflowContext, lane: str) -> float | None:
             return result.seconds
 
 
-def _any_due(ctx: WorkflowContext, incident_ids: list[str]) -> list[str]:
-    """Those of the incidents with an effect due now, in the order given."""
-    if not incident_ids:
-        return []
-    stmt = select(effects.c.incident_id).where(
-        effects.c.incident_id.in_(incident_ids),
-        effects.c.status.in_(OPEN),
-        effects.c.not_before <= utcnow(),
-    )
-    with read(ctx.engine) as conn:
-        due = set(conn.execute(stmt.distinct()).scalars())
-    return [i for i in incident_ids if i in due]
-
-
-def _next_effects(ctx: WorkflowContext, incident_ids: list[str], lane: str) -> dict[str, Any]:
-    """Each incident's first open effect in the lane (none: not in the answer)."""
-    first = (
-        select(func.min(effects.c.id))
-        .where(
-            effects.c.incident_id.in_(incident_ids),
-            effects.c.status.in_(OPEN),
-            effects.c.kind.startswith(lane),
-        )
-        .group_by(effects.c.incident_id)
-    )
-    with read(ctx.engine) as conn:
-        found = {
-            row.incident_id: row
-            for row in conn.execute(select(effects).where(effects.c.id.in_(first)))
-        }
-    return {i: found[i] for i in incident_ids if i in found}
-
-
 def _next_unowned(ctx: WorkflowContext, lane: str) -> Any:
     # No lease here: an `attempting` effect is someone else's until it is stale.
     stale = utcnow() - timedelta(seconds=ctx.settings.effect_lease_s)
@@ -203,14 +195,6 @@ def _next_unowned(ctx: WorkflowContext, lane: str) -> Any:
     )
     with read(ctx.engine) as conn:
         return conn.execute(stmt).first()
-
-
-def _incidents(ctx: WorkflowContext, incident_ids: list[str]) -> dict[str, Any]:
-    if not incident_ids:
-        return {}
-    stmt = select(incidents).where(incidents.c.id.in_(incident_ids))
-    with read(ctx.engine) as conn:
-        return {row.id: row for row in conn.execute(stmt)}
 
 
 def _perform(ctx: WorkflowContext, effect: Any, incident: Any) -> tuple[Done | Wait, Record]:
@@ -248,7 +232,7 @@ def _call(ctx: WorkflowContext, effect: Any, incident: Any) -> tuple[Done | Wait
     ctx.metrics.effect(effect.kind, "done")
     log.info("effect %s (%s) done", effect.id, effect.kind)
     values = result.incident_values
-    return result, partial(records.finish, effect_id=effect.id, incident_values=values)
+    return result, records.Finished(effect.id, values)
 
 
 def _failed(ctx: WorkflowContext, effect: Any, reason: str) -> tuple[Done | Wait, Record]:
@@ -273,20 +257,3 @@ def _failed(ctx: WorkflowContext, effect: Any, reason: str) -> tuple[Done | Wait
 def _dead(ctx: WorkflowContext, effect: Any, reason: str) -> Record:
     ctx.metrics.effect(effect.kind, "dead")
     return partial(records.dead, effect=effect, reason=reason)
-
-
-def _lease(ctx: WorkflowContext, incident_ids: list[str]) -> list[str]:
-    """Those of the incidents this worker now holds (no other did), in the order given."""
-    now = utcnow()
-    until = now + timedelta(seconds=ctx.settings.effect_lease_s)
-    free = incidents.c.lease_until.is_(None) | (incidents.c.lease_until < now)
-    with write(ctx.engine) as conn:
-        stmt = update(incidents).where(incidents.c.id.in_(incident_ids), free)
-        held = set(conn.execute(stmt.values(lease_until=until).returning(incidents.c.id)).scalars())
-    return [i for i in incident_ids if i in held]
-
-
-def _release(ctx: WorkflowContext, incident_ids: list[str]) -> None:
-    with write(ctx.engine) as conn:
-        stmt = update(incidents).where(incidents.c.id.in_(incident_ids))
-        conn.execute(stmt.values(lease_until=None))

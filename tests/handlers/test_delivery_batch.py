@@ -7,10 +7,13 @@ incident. On SQLite and PostgreSQL (`any_ctx`)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import update
 
 from handlers.context import WorkflowContext
@@ -24,7 +27,7 @@ from integrations.slack_api import SlackClient
 from tests.conftest import make_settings
 from tests.fakes.slack import SlackServer
 from tests.handlers.conftest import all_incidents, context_for, effects_of
-from tests.handlers.test_batch import commits_during, dispute
+from tests.handlers.test_batch import commits_during, dispute, failed_payment
 
 
 def deliver_messages(ctx: WorkflowContext) -> list[Any]:
@@ -38,6 +41,18 @@ def deliver_messages(ctx: WorkflowContext) -> list[Any]:
     return found
 
 
+def statements_during(ctx: WorkflowContext, run: Any) -> tuple[int, int]:
+    """Commits and statements sent to the database while `run` runs."""
+    seen: list[str] = []
+    listener = lambda *args: seen.append(args[2])  # noqa: E731
+    sa_event.listen(ctx.engine, "before_cursor_execute", listener)
+    try:
+        commits = commits_during(ctx, run)
+    finally:
+        sa_event.remove(ctx.engine, "before_cursor_execute", listener)
+    return commits, len(seen)
+
+
 def test_a_burst_of_new_incidents_is_delivered_several_to_a_message(any_ctx: WorkflowContext):
     ctx = any_ctx
     opened = DELIVERY_BATCH + 2
@@ -47,10 +62,13 @@ def test_a_burst_of_new_incidents_is_delivered_several_to_a_message(any_ctx: Wor
 
     messages = deliver_messages(ctx)
     assert messages == [ids[:DELIVERY_BATCH], ids[DELIVERY_BATCH:]]
-    commits = [commits_during(ctx, lambda t=t: deliver_effects(ctx, t)) for t in messages]
+    ran = [statements_during(ctx, lambda t=t: deliver_effects(ctx, t)) for t in messages]
     # Lease, claim the posts, record them, release: as many for ten incidents as for two
-    # (one incident to a message took these four each).
-    assert commits == [4, 4]
+    # (one incident to a message took these four each). And one statement each, with the
+    # reads of what is owed and of what came due meanwhile: six, where each post was three
+    # (its claim, its record, a second look at its lane) and each lane a read.
+    assert [commits for commits, _ in ran] == [4, 4]
+    assert [statements for _, statements in ran] == [6, 6]
 
     posts = [e for e in effects_of(ctx) if e.kind == "slack.post"]
     assert len(posts) == opened and {e.status for e in posts} == {"done"}
@@ -113,7 +131,62 @@ def test_incidents_not_started_when_half_the_lease_is_gone_go_to_a_message_of_th
         assert slack.posts == 1
         status = {e.incident_id: (e.status, e.failures) for e in effects_of(ctx)}
         assert status == {ids[0]: ("done", 0), ids[1]: ("pending", 0), ids[2]: ("pending", 0)}
-        # One message, at once (not delayed), for the two not started and for the first's
-        # further effects, which this delivery did not get to look for either.
-        assert deliver_messages(ctx) == [ids]
+        # One message, at once (not delayed), for the two not started. The first had nothing
+        # more open in its lane when read, and nothing was owed since: it needs none.
+        assert deliver_messages(ctx) == [ids[1:]]
         assert all(i.lease_until is None for i in all_incidents(ctx))
+
+
+def test_what_is_owed_while_an_incident_is_delivered_goes_out_in_the_same_delivery(
+    any_ctx: WorkflowContext,
+):
+    """An occurrence that comes while the incident's post is on its way: its delivery
+    message finds the incident held and leaves it (a worker elsewhere), so the holder must
+    find the update itself once it lets go, and send it after the post."""
+    with SlackServer() as slack:
+        ctx = replace(any_ctx, slack=SlackClient(slack.token, slack.api_url))
+        route_events(ctx, [failed_payment(ctx, 0)], ROUTES)
+        (incident,) = all_incidents(ctx)
+        assert deliver_messages(ctx) == [incident.id]
+        slack.hold("chat.postMessage", 0.5)
+        delivering = threading.Thread(target=deliver_effects, args=(ctx, incident.id))
+        delivering.start()
+        wait_until(lambda: slack.posts == 1)  # posted, the answer on its way
+        route_events(ctx, [failed_payment(ctx, 1)], ROUTES)
+        assert deliver_messages(ctx) == [incident.id]  # the message the holder's lease skips
+        delivering.join(10)
+
+        (message,) = slack.messages(ctx.settings.slack_incident_channel)
+        assert message.edits == 1  # the post, then its update
+        assert "2 occurrences" in message.text
+        assert {e.kind: e.status for e in effects_of(ctx)} == {
+            "slack.post": "done",
+            "slack.update": "done",
+        }
+        assert deliver_messages(ctx) == []
+        assert all_incidents(ctx)[0].lease_until is None
+
+
+def test_an_incident_with_several_effects_owed_has_them_all_sent_in_order(
+    any_ctx: WorkflowContext,
+):
+    with SlackServer() as slack:
+        ctx = replace(any_ctx, slack=SlackClient(slack.token, slack.api_url))
+        route_events(ctx, [failed_payment(ctx, 0)], ROUTES)
+        route_events(ctx, [failed_payment(ctx, 1)], ROUTES)  # post, then update, both owed
+        (incident,) = all_incidents(ctx)
+        deliver_messages(ctx)
+
+        deliver_effects(ctx, incident.id)
+
+        (message,) = slack.messages(ctx.settings.slack_incident_channel)
+        assert message.edits == 1 and "2 occurrences" in message.text
+        assert {e.status for e in effects_of(ctx)} == {"done"}
+        assert deliver_messages(ctx) == []
+
+
+def wait_until(check: Any, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
