@@ -139,7 +139,7 @@ def test_webhooks_redeliveries_and_buttons_never_scan_a_growing_table(
         assert len({e.incident_id for e in owed}) == 2
         claimed = records.claim_all(conn, owed)
         assert [e.id for e in claimed] == [e.id for e in owed]
-        records.finish_all(conn, [records.Finished(e.id, {}) for e in claimed])
+        records.finish_all(conn, [records.Finished(e.id, e.incident_id, {}) for e in claimed])
     engine.dispose()
 
     lookups = [t for t in plans.seen if "delivery_id" in t.partition(" WHERE ")[2]]

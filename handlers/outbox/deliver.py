@@ -138,28 +138,23 @@ def _perform_all(
     made. Answers the incidents told to wait (and how long), and those not started."""
     if rows is None:
         rows = queries.incident_rows(ctx.engine, [e.incident_id for e in claimed])
-    outcomes: list[Record] = []
+    outcomes: list[tuple[int, Record]] = []
     waiting: dict[str, float] = {}
     unstarted: list[str] = []
     try:
         for effect in claimed:
             if time.monotonic() > deadline:
-                outcomes.append(partial(records.unclaim, effect=effect))
+                outcomes.append((effect.id, partial(records.unclaim, effect=effect)))
                 unstarted.append(effect.incident_id)
                 continue
             result, record = _perform(ctx, effect, rows.get(effect.incident_id))
-            outcomes.append(record)
+            outcomes.append((effect.id, record))
             if isinstance(result, Wait):
                 waiting[effect.incident_id] = result.seconds
     finally:
         if outcomes:
-            finished = [r for r in outcomes if isinstance(r, records.Finished)]
             with write(ctx.engine) as conn:
-                if finished:
-                    records.finish_all(conn, finished)
-                for record in outcomes:
-                    if not isinstance(record, records.Finished):
-                        record(conn)
+                records.record_all(conn, outcomes)
     return waiting, unstarted
 
 
@@ -232,7 +227,7 @@ def _call(ctx: WorkflowContext, effect: Any, incident: Any) -> tuple[Done | Wait
     ctx.metrics.effect(effect.kind, "done")
     log.info("effect %s (%s) done", effect.id, effect.kind)
     values = result.incident_values
-    return result, records.Finished(effect.id, values)
+    return result, records.Finished(effect.id, effect.incident_id, values)
 
 
 def _failed(ctx: WorkflowContext, effect: Any, reason: str) -> tuple[Done | Wait, Record]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
 
 from hub.events.models import utcnow
 from hub.incidents.changes import effects, incidents
@@ -29,15 +29,29 @@ def lease(engine: Engine, incident_ids: list[str], lease_s: float) -> dict[str, 
     """Those of the incidents this worker now holds (no other did), in the order given, with
     their rows as they were leased."""
     now = utcnow()
+    sql = _sql(engine.dialect.name)
     params = {"p_ids": incident_ids, "p_now": now, "p_until": now + timedelta(seconds=lease_s)}
     with write(engine) as conn:
-        held = {row.id: row for row in conn.execute(_sql(engine.dialect.name).lease, params)}
+        if ordered_locks(conn, incident_ids):
+            free = conn.execute(sql.lock_free, params).scalars()
+            params["p_ids"] = list(free)
+        held = {row.id: row for row in conn.execute(sql.lease, params)}
     return {i: held[i] for i in incident_ids if i in held}
 
 
 def release(engine: Engine, incident_ids: list[str]) -> None:
+    sql = _sql(engine.dialect.name)
     with write(engine) as conn:
-        conn.execute(_sql(engine.dialect.name).release, {"p_ids": incident_ids})
+        if ordered_locks(conn, incident_ids):
+            conn.execute(sql.lock, {"p_ids": incident_ids})
+        conn.execute(sql.release, {"p_ids": incident_ids})
+
+
+def ordered_locks(conn: Connection, ids: list[Any]) -> bool:
+    """Whether rows must be locked in order by a statement of their own before one
+    statement changes these: on PostgreSQL, for more than one (one statement takes them in
+    whatever order it finds them; SQLite has one writer)."""
+    return conn.dialect.name == "postgresql" and len(ids) > 1
 
 
 def any_due(engine: Engine, incident_ids: list[str]) -> list[str]:
@@ -77,8 +91,22 @@ def incident_rows(engine: Engine, incident_ids: list[str]) -> dict[str, Any]:
         return {row.id: row for row in found}
 
 
+def in_key_order(*where: Any) -> Any:
+    """The ids of the incidents `where` selects, locked in the order of their keys (on
+    PostgreSQL; SQLite has one writer): the router changes a batch's incidents in that order,
+    and a lease that took them as they lay in the table met it in deadlocks, each costing
+    both a second and setting the router's batch applying event by event (measured: 19 in
+    a 4-process drain of failed payments on 5 keys, 1,409 events/s against 4,751 with one).
+    Locked by a statement of their own: an UPDATE with this as its subquery re-locked its
+    rows behind their waiters (more deadlocks)."""
+    order = (incidents.c.key, incidents.c.id)
+    return select(incidents.c.id).where(*where).order_by(*order).with_for_update(key_share=True)
+
+
 @dataclass(frozen=True)
 class _Statements:
+    lock_free: Any
+    lock: Any
     lease: Any
     release: Any
     due: Any
@@ -99,6 +127,8 @@ def _sql(dialect: str) -> _Statements:
         .subquery()
     )
     return _Statements(
+        lock_free=in_key_order(ids(incidents.c.id), free),
+        lock=in_key_order(ids(incidents.c.id)),
         lease=update(incidents)
         .where(ids(incidents.c.id), free)
         .values(lease_until=bindparam("p_until"))

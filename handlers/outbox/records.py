@@ -5,12 +5,14 @@ the delivery records the outcomes of several incidents' calls in one commit
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 
+from handlers.outbox.queries import ordered_locks
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
 from hub.incidents.changes import effects, incidents
@@ -61,30 +63,59 @@ def reschedule(conn: Connection, effect_id: int, after_s: float, failed: str | N
 class Finished:
     """A call made: the effect is done, and what the call learnt is set on its incident.
     Callable on a connection as any other record; a round's are written together
-    (`finish_all`)."""
+    (`record_all`)."""
 
     effect_id: int
+    incident_id: str | None
     incident_values: dict[str, Any]
 
     def __call__(self, conn: Connection) -> None:
         finish_all(conn, [self])
 
 
+def record_all(conn: Connection, outcomes: list[tuple[int, Callable[[Connection], None]]]) -> None:
+    """A round's outcomes (effect id, what to write), in one transaction. Every transaction
+    that changes several rows takes incidents before effects, incidents in the order of their
+    keys and effects in the order of their ids, as the router's batches do: two never wait on
+    each other in a circle (PostgreSQL would break it after a second)."""
+    finished = [record for _, record in outcomes if isinstance(record, Finished)]
+    if len(finished) == len(outcomes):
+        finish_all(conn, finished)
+        return
+    _lock_incidents(conn, finished)
+    for _, record in sorted(outcomes, key=lambda outcome: outcome[0]):
+        record(conn)
+
+
 def finish_all(conn: Connection, finished: list[Finished]) -> None:
+    sql = _sql(conn.dialect.name)
+    learnt = _lock_incidents(conn, finished)
     # `status != pending`: a message update re-armed while it was being sent stays
-    # pending and goes out again with the newer state.
+    # pending and goes out again with the newer state. The router re-arms in id order.
     ids = [f.effect_id for f in finished]
-    conn.execute(_sql(conn.dialect.name).finish, {"p_ids": ids, "p_now": utcnow()})
-    for f in finished:
-        if f.incident_values:
-            values = {f"p_{name}": value for name, value in f.incident_values.items()}
-            conn.execute(_incident_update(tuple(f.incident_values)), values | {"p_id": f.effect_id})
+    if ordered_locks(conn, ids):
+        conn.execute(sql.lock_effects, {"p_ids": ids})
+    conn.execute(sql.finish, {"p_ids": ids, "p_now": utcnow()})
+    for f in learnt:
+        values = {f"p_{name}": value for name, value in f.incident_values.items()}
+        conn.execute(_incident_update(tuple(f.incident_values)), values | {"p_id": f.effect_id})
+
+
+def _lock_incidents(conn: Connection, finished: list[Finished]) -> list[Finished]:
+    """Those that set what they learnt on their incidents, whose rows are locked first."""
+    learnt = [f for f in finished if f.incident_values and f.incident_id]
+    if learnt and conn.dialect.name == "postgresql":
+        ids = [f.incident_id for f in learnt]
+        conn.execute(_sql(conn.dialect.name).lock_incidents, {"p_ids": ids})
+    return learnt
 
 
 @dataclass(frozen=True)
 class _Statements:
     claim: Any
     finish: Any
+    lock_effects: Any
+    lock_incidents: Any
 
 
 @functools.cache
@@ -106,6 +137,14 @@ def _sql(dialect: str) -> _Statements:
             effects.c.status != EffectStatus.PENDING,
         )
         .values(status=EffectStatus.DONE, last_error=None, updated_at=bindparam("p_now")),
+        lock_effects=select(effects.c.id)
+        .where(by_ids)
+        .order_by(effects.c.id)
+        .with_for_update(key_share=True),
+        lock_incidents=select(incidents.c.id)
+        .where(one_of(incidents.c.id, "p_ids", dialect))
+        .order_by(incidents.c.key, incidents.c.id)
+        .with_for_update(key_share=True),
     )
 
 

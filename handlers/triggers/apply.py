@@ -175,8 +175,8 @@ def _sql() -> _Statements:
         seen=select(incident_events.c.incident_id).where(
             incident_events.c.event_id == bindparam("p_event")
         ),
-        # FOR UPDATE on PostgreSQL (as `locked`); SQLite has one writer anyway.
-        live=select(incidents).where(live).with_for_update(),
+        # FOR NO KEY UPDATE on PostgreSQL (as `locked`); SQLite has one writer anyway.
+        live=select(incidents).where(live).with_for_update(key_share=True),
         occurrence=occurrence.values(**counted),
         occurrence_summary=occurrence.values(**counted, summary=bindparam("p_summary")),
         occurrence_latest=occurrence.values(

@@ -40,6 +40,9 @@ def escalate_unacknowledged(ctx: WorkflowContext) -> int:
             # Under a silence nobody was told: the clock starts when the silence ends.
             incidents.c.silenced_until.is_(None) | (incidents.c.silenced_until < cutoff),
         )
+        # In the order of their keys, as the router takes incidents: a burst's incidents come
+        # due together, while their occurrences may still be arriving (no circle of waits).
+        .order_by(incidents.c.key, incidents.c.id)
         .limit(100)
     )
     done = []

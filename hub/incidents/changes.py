@@ -110,8 +110,11 @@ def schedule_deliveries(queue: EventQueue, incident_ids: Iterable[str | None]) -
 
 
 def locked(conn: Connection, condition: Any) -> Any:
-    # FOR UPDATE on PostgreSQL; SQLite has one writer anyway (and ignores it).
-    return conn.execute(select(incidents).where(condition).with_for_update()).first()
+    # FOR NO KEY UPDATE on PostgreSQL, the lock an UPDATE of the row takes: a plain FOR UPDATE
+    # also waits on every insert that references the incident (a link, a timeline line:
+    # their foreign key checks) and joined them in deadlocks. SQLite has one writer anyway.
+    stmt = select(incidents).where(condition).with_for_update(key_share=True)
+    return conn.execute(stmt).first()
 
 
 def transition(conn: Connection, row: Any, change: StatusChange, *, github: bool) -> Outcome:
@@ -241,9 +244,10 @@ def rearm_many(conn: Connection, kind: str, causes: dict[str, str]) -> set[str]:
     however many: the incidents whose effect was newly owed."""
     dedupes = {f"{kind}:{incident_id}": incident_id for incident_id in causes}
     found = conn.execute(_rearm_many_sql(conn.dialect.name), {"p_dedupes": list(dedupes)})
-    status = {row.dedupe: row.status for row in found}
+    # Re-armed in the order of their ids, as a delivery takes effects (outbox/records.py).
+    status = {row.dedupe: row.status for row in sorted(found, key=lambda row: row.id)}
     now = utcnow()
-    again = [d for d in dedupes if d in status and status[d] != EffectStatus.PENDING]
+    again = [d for d in status if d in dedupes and status[d] != EffectStatus.PENDING]
     if again:
         rows = [{"p_dedupe": d, "p_now": now, "p_cause": causes[dedupes[d]]} for d in again]
         conn.execute(_rearm_sql()[0], rows)
@@ -256,7 +260,7 @@ def rearm_many(conn: Connection, kind: str, causes: dict[str, str]) -> set[str]:
 @functools.cache
 def _rearm_many_sql(dialect: str) -> Any:
     wanted = one_of(effects.c.dedupe, "p_dedupes", dialect)
-    return select(effects.c.dedupe, effects.c.status).where(wanted)
+    return select(effects.c.id, effects.c.dedupe, effects.c.status).where(wanted)
 
 
 @functools.cache
