@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from handlers.context import WorkflowContext
@@ -35,8 +35,9 @@ from handlers.triggers.apply import (
     log_outcome,
 )
 from handlers.triggers.model import Change, Trigger
+from handlers.triggers.occurrences import Pending, add_statement
 from handlers.triggers.opens import Openings
-from hub.events.models import JSONType, utcnow
+from hub.events.models import utcnow
 from hub.incidents import changes as incident_changes
 from hub.incidents.changes import Outcome, incidents, rearm_many
 from hub.runtime.db import write
@@ -126,9 +127,6 @@ class Raced(RuntimeError):
     """Another worker resolved an incident this batch was adding to: run the batch again."""
 
 
-Pending = list[tuple[str, Trigger, int]]  # event id, trigger, position in the outcomes
-
-
 class _Batch:
     def __init__(
         self, conn: Connection, ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]]
@@ -156,9 +154,13 @@ class _Batch:
     def one(self, event_id: str, trigger: Trigger) -> None:
         if self._already(event_id):
             return
-        # This change sees the key as one by one would: its occurrences before it written.
-        self._flush_key(trigger.key)
-        opened = self.openings.open(self.ctx, event_id, trigger)
+        opened = self.openings.open(self.ctx, event_id, trigger)  # locks no row
+        if opened is None:
+            # This change sees the key as one by one would (its occurrences before it
+            # written), and takes its incident's row after those of the keys before it:
+            # every occurrence deferred so far is written first, rows locked in key order.
+            self._flush_all()
+            self.live.pop(trigger.key, None)
         outcome = opened or apply_in(self.conn, self.ctx, event_id, trigger)
         self.outcomes.append(outcome)
         if outcome.incident_id is not None:
@@ -180,12 +182,12 @@ class _Batch:
         live = self.live.get(key)
         if live is None:
             # Not known live at the start, or changed since: as one event would find it.
-            live = self.conn.execute(*_update(pending, key=key)).first()
+            live = self.conn.execute(*add_statement(pending, key=key)).first()
             if live is None:
                 incident_id = self._open(*pending.pop(0))
                 if not pending:
                     return
-                live = self.conn.execute(*_update(pending, incident_id=incident_id)).one()
+                live = self.conn.execute(*add_statement(pending, incident_id=incident_id)).one()
             self._added(live, pending, write=False)
         else:
             self._added(live, pending, write=True)
@@ -212,12 +214,12 @@ class _Batch:
             self.deliver.add(opened.incident_id)
         return opened.incident_id
 
-    def _flush_key(self, key: str) -> None:
-        live = self.live.pop(key, None)
-        if live is not None and (pending := self.adds.pop(live.id, None)):
-            if self.conn.execute(*_update(pending, incident_id=live.id)).first() is None:
-                raise Raced(f"{live.id} was resolved while this batch ran")
-            self._link(live.id, pending)
+    def _flush_all(self) -> None:
+        for incident_id, pending in self.adds.items():
+            if self.conn.execute(*add_statement(pending, incident_id=incident_id)).first() is None:
+                raise Raced(f"{incident_id} was resolved while this batch ran")
+            self._link(incident_id, pending)
+        self.adds.clear()
 
     def finish(self) -> None:
         """The new incidents (`Openings`), then the deferred occurrences: one UPDATE per
@@ -226,13 +228,17 @@ class _Batch:
         self.openings.write(self.conn)
         shapes: dict[Any, list[dict[str, Any]]] = {}
         for incident_id, pending in self.adds.items():
-            stmt, params = _update(pending, incident_id=incident_id, returning=False)
+            stmt, params = add_statement(pending, incident_id=incident_id, returning=False)
             shapes.setdefault(stmt, []).append(params)
             self._link(incident_id, pending)
         # The links first: they lock nothing another batch wants. The incidents' rows are
         # locked from their UPDATE to the commit, not from the batch's first read.
         if self.links:
             insert_rows(self.conn, incident_events, self.links)
+        if len(shapes) > 1 and self.conn.dialect.name == "postgresql":
+            # One executemany per shape would take the rows out of key order.
+            ids = list(self.adds)
+            self.conn.execute(_sql(self.conn.dialect.name).lock, {"p_ids": ids})
         for stmt, rows in shapes.items():
             if self.conn.execute(stmt, rows).rowcount != len(rows):
                 raise Raced("an incident of this batch was resolved while it ran")
@@ -253,27 +259,11 @@ class _Batch:
         return True
 
 
-def _update(
-    pending: Pending, *, returning: bool = True, **where: str
-) -> tuple[Any, dict[str, Any]]:
-    """The statement and parameters that add `pending` as one by one would leave it: the
-    count, the latest summary, and the latest links of an occurrence that had a summary."""
-    summary: str | None = None
-    links: list[dict[str, str]] | None = None
-    for _, trigger, _ in pending:
-        if trigger.summary:
-            summary = trigger.summary
-            if trigger.links:
-                links = [{"label": item.label, "url": item.url} for item in trigger.links]
-    params: dict[str, Any] = {f"p_{name}": value for name, value in where.items()}
-    params |= {"p_n": len(pending), "p_now": utcnow(), "p_summary": summary, "p_links": links}
-    return _add("key" in where, summary is not None, links is not None, returning), params
-
-
 @dataclass(frozen=True)
 class _Statements:
     seen: Any
     live: Any
+    lock: Any
 
 
 @functools.cache
@@ -290,26 +280,8 @@ def _sql(dialect: str) -> _Statements:
             one_of(incidents.c.key, "p_keys", dialect),
             incidents.c.status != "resolved",
         ),
+        lock=select(incidents.c.id)
+        .where(one_of(incidents.c.id, "p_ids", dialect))
+        .order_by(incidents.c.key, incidents.c.id)
+        .with_for_update(key_share=True),
     )
-
-
-@functools.cache
-def _add(by_key: bool, summary: bool, links: bool, returning: bool) -> Any:
-    """The occurrences' UPDATE ... RETURNING: of the key's live incident, or of one by id;
-    setting the summary (and links) only when an occurrence had one, as one by one does."""
-    values: dict[str, Any] = {
-        "occurrences": incidents.c.occurrences + bindparam("p_n"),
-        "last_seen": bindparam("p_now"),
-        "updated_at": bindparam("p_now"),
-        "revision": incidents.c.revision + 1,
-    }
-    if summary:
-        values["summary"] = bindparam("p_summary")
-    if links:
-        values["links"] = bindparam("p_links", type_=JSONType)
-    # Resolved since the batch read it: no row, and the batch falls back (see `live`).
-    where: Any = (incidents.c.id == bindparam("p_incident_id")) & (incidents.c.status != "resolved")
-    if by_key:
-        where = (incidents.c.key == bindparam("p_key")) & (incidents.c.status != "resolved")
-    stmt = update(incidents).where(where).values(**values)
-    return stmt.returning(incidents.c.id, incidents.c.status) if returning else stmt

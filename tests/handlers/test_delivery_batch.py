@@ -29,7 +29,8 @@ from hub.runtime.queue import DELIVER_ACTOR
 from integrations.slack_api import SlackClient
 from tests.conftest import make_settings
 from tests.fakes.slack import SlackServer
-from tests.handlers.conftest import all_incidents, context_for, effects_of
+from tests.handlers import payloads as p
+from tests.handlers.conftest import all_incidents, context_for, effects_of, store_event
 from tests.handlers.test_batch import commits_during, dispute, failed_payment
 
 
@@ -205,7 +206,10 @@ def test_deliveries_and_batches_on_the_same_incidents_never_deadlock(postgres_ur
     sends the router's batch event by event)."""
     ctx = context_for(make_settings(postgres_url))
     accounts = [f"acct_{k}" for k in range(5)]
-    # Opened in the reverse order of their keys: ids and keys sort differently.
+    # Opened in the reverse order of their keys: ids and keys sort differently. A failed
+    # payout's key sorts after the payments': each batch changes that incident as a single
+    # event would (it locks the row while the batch runs), after its payments' occurrences.
+    route_events(ctx, [payout_failed(ctx, 0)], ROUTES)
     for account in reversed(accounts):
         route_events(ctx, [failed_payment(ctx, 0, account)], ROUTES)
     ids = [i.id for i in all_incidents(ctx)]
@@ -217,7 +221,7 @@ def test_deliveries_and_batches_on_the_same_incidents_never_deadlock(postgres_ur
         while time.monotonic() < stop:
             n += 1
             batch = [failed_payment(ctx, f"{worker}_{n}_{k}", a) for k, a in enumerate(accounts)]
-            route_events(ctx, batch, ROUTES)
+            route_events(ctx, [*batch, payout_failed(ctx, worker * 10_000 + n)], ROUTES)
 
     def deliver() -> None:
         while time.monotonic() < stop:
@@ -249,3 +253,10 @@ def _deadlocks(url: str) -> int:
         ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def payout_failed(ctx: WorkflowContext, n: int) -> str:
+    """Payouts to one bank account failing, each created a second after the one before."""
+    payout = p.payout(payout_id=f"po_{n}", created=p.CREATED + n)
+    body = p.stripe_event("payout.failed", payout, event_id=f"evt_po_{n}")
+    return store_event(ctx, "stripe", "payout.failed", body)
