@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 from hub.runtime.db import make_engine
 from hub.runtime.rows import insert_rows, one_of
@@ -76,6 +77,17 @@ def test_a_column_the_table_lacks_is_refused_before_anything_is_written(engine: 
         insert_rows(conn, ROWS, [{"name": "x", "at": datetime.now(UTC), "nope": 1}])
     with engine.connect() as conn:
         assert conn.execute(select(ROWS.c.id)).all() == []
+
+
+def test_a_duplicate_key_is_the_integrity_error_sqlalchemy_raises(engine: Engine) -> None:
+    # Callers tell a lost race (run the batch again) from a fault by this class.
+    row = {"id": 7, "name": "first", "at": datetime(2026, 12, 3, tzinfo=UTC), "note": None}
+    with engine.begin() as conn:
+        insert_rows(conn, ROWS, [row])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        insert_rows(conn, ROWS, [row | {"name": "again"}])
+    with engine.connect() as conn:  # the connection is usable, the first row as it was
+        assert conn.execute(select(ROWS.c.name)).scalars().all() == ["first"]
 
 
 def test_one_of_matches_what_is_listed(engine: Engine) -> None:

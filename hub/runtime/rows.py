@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import ARRAY, ColumnElement, Connection, Table, any_, bindparam, insert
+from sqlalchemy.exc import DBAPIError
 
 # PostgreSQL takes at most 65,535 parameters in one statement.
 MAX_PARAMS = 65_535
@@ -62,7 +63,14 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             for row in chunk:
                 for name, process in zip(columns, processors, strict=True):
                     params.append(row[name] if process is None else process(row[name]))
-            cur.execute(_values(table.name, columns, len(chunk)), params)
+            sql = _values(table.name, columns, len(chunk))
+            try:
+                cur.execute(sql, params)
+            except psycopg.Error as exc:
+                # As SQLAlchemy raises it (a unique key: IntegrityError), for the callers that
+                # tell a race from a fault by that (handlers/triggers/batch.py runs a batch
+                # that lost a race again; a raw UniqueViolation sent it event by event).
+                raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
 
 
 @lru_cache(maxsize=256)

@@ -5,6 +5,7 @@ event fails alone. Run on SQLite and PostgreSQL (`any_ctx`)."""
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from typing import Any
@@ -311,7 +312,9 @@ def test_a_batch_that_loses_the_race_to_open_its_key_retries_as_a_batch(postgres
     assert commits < 10, f"{commits} commits: the burst was applied one event at a time"
 
 
-def test_new_keys_another_worker_opens_first_are_added_to_its_incidents(postgres_url, monkeypatch):
+def test_new_keys_another_worker_opens_first_are_added_to_its_incidents(
+    postgres_url, monkeypatch, caplog
+):
     """A batch reads that nothing knows its keys, and opens them together at its end; a rival
     worker that commits an opening of one of them meanwhile wins, and this batch runs again:
     its failure is then the next run of that repository's broken CI, an occurrence."""
@@ -333,9 +336,13 @@ def test_new_keys_another_worker_opens_first_are_added_to_its_incidents(postgres
         write(self, conn)
 
     monkeypatch.setattr(opens.Openings, "write", rival_first)
-    route_events(ctx, mine, ROUTES)
+    with caplog.at_level(logging.INFO, logger="handlers.triggers.batch"):
+        route_events(ctx, mine, ROUTES)
 
     assert rivals == [False], "the rival waited for this batch"
+    # Ran again as a batch, not event by event (each its own transaction).
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("a batch")]
+    assert said == ["a batch of 3 changes again: IntegrityError"]
     found = {row.key: row for row in all_incidents(ctx)}
     assert len(found) == 3
     won = next(row for row in found.values() if "raced" in row.key)
