@@ -27,7 +27,7 @@ from hub.ratelimits.inbound import RateLimits
 from hub.rules.preview import Catalogue
 from hub.rules.state import RulesInForce
 from hub.runtime.db import checkpointer, is_sqlite, prioritise_writes
-from hub.runtime.queue import Enqueuer
+from hub.runtime.queue import SHARED_DATABASE_HOLD_S, Enqueuer
 from hub.web.app import Service, build_api
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,11 @@ def create_app_from(container: Container) -> ASGIApp:
         services.append(checkpointer(container.engine))
     # Events are stored as `queued`, since the hand-off follows the commit at once; only a
     # failed hand-off writes again, to bring them back within seconds (store.requeue_soon).
-    enqueuer = Enqueuer(container.events, on_failure=store.requeue_soon)
+    if settings.redis_url and not is_sqlite(settings.database_url):
+        hold = SHARED_DATABASE_HOLD_S
+        enqueuer = Enqueuer(container.events, store.requeue_soon, hold, paced=True)
+    else:
+        enqueuer = Enqueuer(container.events, on_failure=store.requeue_soon)
     services.append(enqueuer)
     if container.embedded:
         services.extend(_embedded_workers(container))
