@@ -1,6 +1,6 @@
 """The API's hand-off of stored ids to the queue (hub/runtime/queue.py Enqueuer): a quiet hub
-sends an id at once; paced (workers on a Redis queue), ids that keep coming go out together,
-one message a hold, however empty the queue reads."""
+sends an id at once; paced (workers on a Redis queue), ids that keep coming fast go out
+together, one message a hold, however empty the queue reads, and a trickle as it comes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from hub.runtime.queue import Enqueuer, EventQueue
+from hub.runtime.queue import PACED_IDS, Enqueuer, EventQueue
 
 HOLD_S = 0.3
 
@@ -69,14 +69,26 @@ def test_a_quiet_hub_sends_an_id_at_once(broker: StubBroker, paced: Enqueuer) ->
 def test_paced_ids_that_keep_coming_go_out_together_once_a_hold(
     broker: StubBroker, paced: Enqueuer
 ) -> None:
-    paced.submit(["first"])
-    until_sent(broker)
+    burst = [f"burst{n}" for n in range(PACED_IDS)]
+    paced.submit(burst)
+    assert until_sent(broker) == [burst]
     first_sent = time.monotonic()
     for n in range(5):
         paced.submit([f"next{n}"])
         time.sleep(0.01)
     assert until_sent(broker) == [[f"next{n}" for n in range(5)]]
     assert time.monotonic() - first_sent >= HOLD_S * 0.9
+
+
+def test_paced_a_trickle_goes_out_as_it_comes(broker: StubBroker, paced: Enqueuer) -> None:
+    # Fewer than PACED_IDS a hold: holding would only delay each incident.
+    start = time.monotonic()
+    messages = []
+    for n in range(5):
+        paced.submit([f"id{n}"])
+        messages += until_sent(broker)
+    assert messages == [[f"id{n}"] for n in range(5)]
+    assert time.monotonic() - start < HOLD_S
 
 
 def test_unpaced_a_few_ids_go_out_as_they_come(broker: StubBroker, unpaced: Enqueuer) -> None:
