@@ -39,7 +39,7 @@ MAX_BATCH = 2000
 MAX_HOLD_S = 0.02
 # Workers on PostgreSQL: a batch's size costs the ingress nothing (no single writer to wait
 # on), and each batch's fixed cost comes off the cores the ingress shares with the workers.
-# Measured at 20% routed (postgres+redis bench): batches of ~25 -> ~95, worker CPU 0.54 ->
+# Measured at 20% routed (postgres+redis bench): batches of ~25 -> ~87, worker CPU 0.54 ->
 # 0.36 of a core. Embedded, a longer batch holds SQLite's writer longer: the ingress waits.
 SHARED_DATABASE_HOLD_S = 0.1
 BUSY_IDS = 8
@@ -183,8 +183,9 @@ class Enqueuer:
     """A thread that hands newly stored events to the queue, off the event loop.
 
     Batching adapts to load: when ids arrive many at a time, or workers are still on earlier
-    messages, new ids wait (up to `MAX_HOLD_S`) and go out together, because one claim of
-    100 events costs little more than one claim of 5. A quiet hub sends each id at once.
+    messages, new ids wait (up to a hold) and go out together, because one claim of 100
+    events costs little more than one claim of 5. A quiet hub sends each id at once. Paced
+    (workers on Redis), ids coming fast go out one message a hold.
 
     If the broker is down, `on_failure` marks the events for the sweeper, which sends them
     again within seconds; if this process dies first, their `queued` deadline brings them
@@ -229,7 +230,7 @@ class Enqueuer:
             self._drain(ids)
             now = time.monotonic()
             until = now + self._hold_s
-            if self._recently_sent(now):
+            if self._coming_fast(now):
                 until = self._last_sent + self._hold_s
             self._hold(ids, until)
             self._send(ids)
@@ -237,7 +238,7 @@ class Enqueuer:
             if self._paced:
                 self._sent.append((self._last_sent, len(ids)))
 
-    def _recently_sent(self, now: float) -> bool:
+    def _coming_fast(self, now: float) -> bool:
         """Paced, and ids coming fast: at least PACED_IDS sent within the last hold."""
         if not self._paced:
             return False
@@ -249,7 +250,7 @@ class Enqueuer:
         # Blocks on the inbox rather than polling it: a thread that wakes every few ms takes
         # the GIL from the event loop each time, and that wait shows in the answer times.
         while len(ids) < MESSAGE_IDS and not self._stopping:
-            busy = len(ids) >= BUSY_IDS or self._recently_sent(time.monotonic())
+            busy = len(ids) >= BUSY_IDS or self._coming_fast(time.monotonic())
             if not busy and self._events.backlog() == 0:
                 return
             try:
