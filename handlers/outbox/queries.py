@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
 
 from hub.events.models import utcnow
-from hub.incidents.changes import effects, incidents
+from hub.incidents.changes import effects, incidents, key_ordered, lock_in_key_order
 from hub.incidents.models import EffectStatus
 from hub.runtime.db import read, write
 from hub.runtime.rows import one_of
@@ -43,7 +43,7 @@ def release(engine: Engine, incident_ids: list[str]) -> None:
     sql = _sql(engine.dialect.name)
     with write(engine) as conn:
         if ordered_locks(conn, incident_ids):
-            conn.execute(sql.lock, {"p_ids": incident_ids})
+            lock_in_key_order(conn, incident_ids)
         conn.execute(sql.release, {"p_ids": incident_ids})
 
 
@@ -91,22 +91,9 @@ def incident_rows(engine: Engine, incident_ids: list[str]) -> dict[str, Any]:
         return {row.id: row for row in found}
 
 
-def in_key_order(*where: Any) -> Any:
-    """The ids of the incidents `where` selects, locked in the order of their keys (on
-    PostgreSQL; SQLite has one writer): the router changes a batch's incidents in that order,
-    and a lease that took them as they lay in the table met it in deadlocks, each costing
-    both a second and setting the router's batch applying event by event (measured: 19 in
-    a 4-process drain of failed payments on 5 keys, 1,409 events/s against 4,751 with one).
-    Locked by a statement of their own: an UPDATE with this as its subquery re-locked its
-    rows behind their waiters (more deadlocks)."""
-    order = (incidents.c.key, incidents.c.id)
-    return select(incidents.c.id).where(*where).order_by(*order).with_for_update(key_share=True)
-
-
 @dataclass(frozen=True)
 class _Statements:
     lock_free: Any
-    lock: Any
     lease: Any
     release: Any
     due: Any
@@ -127,8 +114,7 @@ def _sql(dialect: str) -> _Statements:
         .subquery()
     )
     return _Statements(
-        lock_free=in_key_order(ids(incidents.c.id), free),
-        lock=in_key_order(ids(incidents.c.id)),
+        lock_free=key_ordered(ids(incidents.c.id), free),
         lease=update(incidents)
         .where(ids(incidents.c.id), free)
         .values(lease_until=bindparam("p_until"))

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 from handlers.outbox.queries import ordered_locks
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
-from hub.incidents.changes import effects, incidents
+from hub.incidents.changes import effects, incidents, lock_in_key_order
 from hub.incidents.models import EffectStatus
 from hub.runtime.rows import one_of
 
@@ -104,9 +104,7 @@ def finish_all(conn: Connection, finished: list[Finished]) -> None:
 def _lock_incidents(conn: Connection, finished: list[Finished]) -> list[Finished]:
     """Those that set what they learnt on their incidents, whose rows are locked first."""
     learnt = [f for f in finished if f.incident_values and f.incident_id]
-    if learnt and conn.dialect.name == "postgresql":
-        ids = [f.incident_id for f in learnt]
-        conn.execute(_sql(conn.dialect.name).lock_incidents, {"p_ids": ids})
+    lock_in_key_order(conn, [f.incident_id for f in learnt if f.incident_id])
     return learnt
 
 
@@ -115,7 +113,6 @@ class _Statements:
     claim: Any
     finish: Any
     lock_effects: Any
-    lock_incidents: Any
 
 
 @functools.cache
@@ -140,10 +137,6 @@ def _sql(dialect: str) -> _Statements:
         lock_effects=select(effects.c.id)
         .where(by_ids)
         .order_by(effects.c.id)
-        .with_for_update(key_share=True),
-        lock_incidents=select(incidents.c.id)
-        .where(one_of(incidents.c.id, "p_ids", dialect))
-        .order_by(incidents.c.key, incidents.c.id)
         .with_for_update(key_share=True),
     )
 

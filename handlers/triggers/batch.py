@@ -39,7 +39,7 @@ from handlers.triggers.occurrences import Pending, add_statement
 from handlers.triggers.opens import Openings
 from hub.events.models import utcnow
 from hub.incidents import changes as incident_changes
-from hub.incidents.changes import Outcome, incidents, rearm_many
+from hub.incidents.changes import Outcome, incidents, lock_in_key_order, rearm_many
 from hub.runtime.db import write
 from hub.runtime.logs import bind
 from hub.runtime.rows import insert_rows, one_of
@@ -235,10 +235,8 @@ class _Batch:
         # locked from their UPDATE to the commit, not from the batch's first read.
         if self.links:
             insert_rows(self.conn, incident_events, self.links)
-        if len(shapes) > 1 and self.conn.dialect.name == "postgresql":
-            # One executemany per shape would take the rows out of key order.
-            ids = list(self.adds)
-            self.conn.execute(_sql(self.conn.dialect.name).lock, {"p_ids": ids})
+        if len(shapes) > 1:  # one executemany per shape would take rows out of key order
+            lock_in_key_order(self.conn, list(self.adds))
         for stmt, rows in shapes.items():
             if self.conn.execute(stmt, rows).rowcount != len(rows):
                 raise Raced("an incident of this batch was resolved while it ran")
@@ -263,7 +261,6 @@ class _Batch:
 class _Statements:
     seen: Any
     live: Any
-    lock: Any
 
 
 @functools.cache
@@ -280,8 +277,4 @@ def _sql(dialect: str) -> _Statements:
             one_of(incidents.c.key, "p_keys", dialect),
             incidents.c.status != "resolved",
         ),
-        lock=select(incidents.c.id)
-        .where(one_of(incidents.c.id, "p_ids", dialect))
-        .order_by(incidents.c.key, incidents.c.id)
-        .with_for_update(key_share=True),
     )

@@ -117,6 +117,31 @@ def locked(conn: Connection, condition: Any) -> Any:
     return conn.execute(stmt).first()
 
 
+def key_ordered(*where: Any) -> Any:
+    """The ids of the incidents `where` selects, locked in the order of their keys (FOR NO KEY
+    UPDATE on PostgreSQL; SQLite has one writer). Every transaction that changes several
+    incidents takes them in this order, the router's batches as the deliveries' leases: a
+    lease that took them as they lay in the table met the router in deadlocks, each costing
+    both a second and setting the router's batch applying event by event (measured: 19 in a
+    4-process drain of failed payments on 5 keys, 1,409 events/s against 4,751 with one).
+    Locked by a statement of their own: an UPDATE with this as its subquery re-locked its
+    rows behind their waiters (more deadlocks)."""
+    order = (incidents.c.key, incidents.c.id)
+    return select(incidents.c.id).where(*where).order_by(*order).with_for_update(key_share=True)
+
+
+def lock_in_key_order(conn: Connection, incident_ids: list[str]) -> None:
+    """Lock these incidents' rows in key order (`key_ordered`), before statements that change
+    them in another order; on PostgreSQL only."""
+    if incident_ids and conn.dialect.name == "postgresql":
+        conn.execute(_key_ordered_ids(), {"p_ids": incident_ids})
+
+
+@functools.cache
+def _key_ordered_ids() -> Any:
+    return key_ordered(one_of(incidents.c.id, "p_ids", "postgresql"))
+
+
 def transition(conn: Connection, row: Any, change: StatusChange, *, github: bool) -> Outcome:
     action, actor, note = change.action, change.actor, change.note
     target, allowed = TRANSITIONS[action]
