@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from hub.runtime.queue import PACED_IDS, Enqueuer, EventQueue
+from hub.runtime.queue import MESSAGE_IDS, PACED_IDS, Enqueuer, EventQueue
 
 HOLD_S = 0.3
 
@@ -98,3 +98,34 @@ def test_unpaced_a_few_ids_go_out_as_they_come(broker: StubBroker, unpaced: Enqu
         unpaced.submit([f"id{n}"])
         messages += until_sent(broker)
     assert messages == [["id0"], ["id1"], ["id2"]]
+
+
+def test_paced_a_full_message_goes_out_without_waiting_for_the_hold(
+    broker: StubBroker, paced: Enqueuer
+) -> None:
+    # Submissions during a hold do not wake the thread (one wake per commit cost the event
+    # loop its core), except once a message's worth waits: that goes out at once.
+    paced.submit([f"burst{n}" for n in range(PACED_IDS)])
+    until_sent(broker)
+    held_from = time.monotonic()
+    paced.submit(["early"])
+    time.sleep(HOLD_S / 6)
+    assert sent(broker) == [], "one id is held while ids come fast"
+    paced.submit([f"full{n}" for n in range(MESSAGE_IDS)])
+    messages = until_sent(broker)
+    assert time.monotonic() - held_from < HOLD_S * 0.6
+    assert [len(m) for m in messages] == [MESSAGE_IDS, 1]
+    assert messages[0][0] == "early"
+
+
+def test_stop_sends_every_id_submitted_before_it(broker: StubBroker) -> None:
+    running = Enqueuer(EventQueue(broker, "hub"), lambda ids: None, HOLD_S, paced=True)
+    running.start()
+    running.submit([f"burst{n}" for n in range(PACED_IDS)])
+    until_sent(broker)
+    running.submit(["held0", "held1"])
+    running.submit(["held2"])
+    started = time.monotonic()
+    running.stop()
+    assert time.monotonic() - started < HOLD_S * 0.6, "stop does not wait out the hold"
+    assert sent(broker) == [["held0", "held1", "held2"]]
