@@ -34,14 +34,20 @@ MAX_EVENTS = 20_000
 SHOWN_DIFFERENCES = 50
 _SPAN = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+MAX_SPAN = timedelta(days=3650)
 
 
 def parse_span(text: str) -> timedelta:
-    """`7d`, `12h`, `90m`, `1w2d`: how far back to look."""
+    """`7d`, `12h`, `90m`, `1w2d`: how far back to look (or how long a silence lasts)."""
     found = _SPAN.findall(text.strip().lower())
     if not found or _SPAN.sub("", text.strip().lower()).strip():
         raise ValueError(f"not a span of time: {text!r} (e.g. 7d, 12h, 90m)")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in found))
+    seconds = sum(int(n) * _UNITS[u] for n, u in found)
+    # Bounded: "1000000000d" overflowed timedelta (a 500), and now minus a few million days
+    # overflows the date.
+    if seconds > MAX_SPAN.total_seconds():
+        raise ValueError(f"span of time too long: {text!r} (at most {MAX_SPAN.days}d)")
+    return timedelta(seconds=seconds)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from hub.admin.tokens import Scope
 from hub.events.models import utcnow
@@ -51,6 +51,12 @@ class RulesTest(BaseModel):
     provider: str | None = None
     type: str | None = None
     limit: int = Field(MAX_EVENTS, ge=1, le=MAX_EVENTS)
+
+    @field_validator("since")
+    @classmethod
+    def _a_span(cls, value: str) -> str:
+        parse_span(value)  # the pattern lets through spans too long for a date: 422 here
+        return value
 
 
 class RuleTally(BaseModel):

@@ -259,6 +259,14 @@ REGRESSIONS = [
         id="undocumented 202, the answer to every bulk replay but a dry run",
     ),
     pytest.param("GET /metrics", {}, 200, id="text/plain documented as application/json"),
+    pytest.param(
+        "POST /admin/rules/test", {"body": {"since": "1000000000D"}}, 422,
+        id="500: OverflowError on a span of time too long for a timedelta",
+    ),
+    pytest.param(
+        "POST /admin/rules/test", {"body": {"since": "5000000d"}}, 422,
+        id="500: OverflowError going a span back from now, before year 1",
+    ),
 ]  # fmt: skip
 
 

@@ -98,6 +98,11 @@ def test_filters_and_errors(client, history):
     assert bad.status_code == 422 and "rule #1 is not a mapping" in bad.json()["reason"]
     span = client.post("/admin/rules/test", headers=AUTH, json={"rules": DRAFT, "since": "a week"})
     assert span.status_code == 422 and span.json()["reason"].startswith("body.since: ")
+    for too_long in ("1000000000d", "3651d", "5000000d"):
+        body = {"rules": DRAFT, "since": too_long}
+        long = client.post("/admin/rules/test", headers=AUTH, json=body)
+        assert long.status_code == 422, too_long
+        assert "span of time too long" in long.json()["reason"]
 
 
 def test_hub_rules_test_prints_the_same_on_the_command_line(
