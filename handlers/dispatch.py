@@ -7,8 +7,6 @@ import traceback
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
-
 from handlers.context import Ran, Workflow, WorkflowContext
 from handlers.routing_table import Routes, RoutesWithRules
 from handlers.triggers.apply import OCCURRENCE
@@ -18,7 +16,6 @@ from handlers.triggers.ruled import active_silences, judged
 from handlers.triggers.workflow import TriggerWorkflow, load_payloads, ran_for
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, Claimed
-from hub.incidents.changes import Outcome
 from hub.runtime.backoff import backoff
 from hub.runtime.logs import bind
 
@@ -35,10 +32,7 @@ def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes)
         ctx.store.settle(unrouted, Status.IGNORED)
         claimed = [e for e in claimed if e.id not in set(unrouted)]
     batch = [e for e in claimed if _batchable(table.get(e.provider, e.type))]
-    settled = _SettledWithBatch(ctx, batch)
-    runs = _run_batch(ctx, batch, table, settled) if batch else {}
-    if settled.ids:
-        ctx.metrics.settled("processed", len(settled.ids))
+    runs = _run_batch(ctx, batch, table) if batch else {}
     for event in claimed:
         if event.id not in runs:
             workflows = table.get(event.provider, event.type)
@@ -46,9 +40,7 @@ def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes)
     done: list[str] = []
     records: list[tuple[str, AttemptRecord]] = []
     for event in claimed:
-        if event.id in settled.ids:
-            continue
-        failures = _failures(runs[event.id])
+        failures = [r for r in runs[event.id] if r.outcome == "error"]
         if failures:
             _fail_or_retry(ctx, event, runs[event.id], failures[0])
         else:
@@ -64,51 +56,15 @@ def _batchable(workflows: Sequence[Workflow]) -> bool:
     return bool(workflows) and all(isinstance(wf, TriggerWorkflow) for wf in workflows)
 
 
-class _SettledWithBatch:
-    """Settles the batch's events whose every run succeeded in the transaction that applies
-    their triggers: one commit fewer per batch, and an event is `processed` exactly when its
-    changes are in. `ids` holds them once that transaction committed; the rest (a failed
-    decision, a batch applied event by event) are settled afterwards as before."""
-
-    def __init__(self, ctx: WorkflowContext, claimed: Sequence[Claimed]) -> None:
-        self.ctx = ctx
-        self.claimed = claimed
-        self.runs: dict[str, list[AttemptRecord]] = {e.id: [] for e in claimed}
-        self.decided: list[tuple[str, str, datetime, Trigger]] = []
-        self.ids: set[str] = set()
-        self._written: list[str] = []
-
-    def __call__(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
-        triggered: dict[str, list[AttemptRecord]] = {}
-        for (event_id, name, started, trigger), outcome in zip(self.decided, outcomes, strict=True):
-            rule = trigger.route.rule if trigger.route is not None else None
-            triggered.setdefault(event_id, []).append(
-                _record(name, started, ran_for(outcome), rule)
-            )
-        done = [e.id for e in self.claimed if not _failures(self.runs[e.id])]
-        records = [(eid, r) for eid in done for r in (*self.runs[eid], *triggered.get(eid, ()))]
-        self.ctx.store.settle_in(conn, done, Status.PROCESSED, records)
-        self._written = done
-
-    def committed(self) -> None:
-        self.ids = set(self._written)
-
-
-def _failures(runs: Sequence[AttemptRecord]) -> list[AttemptRecord]:
-    return [r for r in runs if r.outcome == "error"]
-
-
 def _run_batch(
-    ctx: WorkflowContext,
-    claimed: Sequence[Claimed],
-    table: RoutesWithRules,
-    settled: _SettledWithBatch,
+    ctx: WorkflowContext, claimed: Sequence[Claimed], table: RoutesWithRules
 ) -> dict[str, list[AttemptRecord]]:
     """Trigger workflows for many events: payloads read in one query, each decided on its
     own (the catalogue, then the rules), then every change applied in one transaction
-    (handlers/triggers/batch.py), which also settles the events that succeeded."""
+    (handlers/triggers/batch.py)."""
     payloads = load_payloads(ctx, [e.id for e in claimed])
-    runs, decided = settled.runs, settled.decided
+    runs: dict[str, list[AttemptRecord]] = {e.id: [] for e in claimed}
+    decided: list[tuple[str, str, datetime, Trigger]] = []
     held = active_silences(ctx)
     for event in claimed:
         for workflow in table.get(event.provider, event.type):
@@ -126,8 +82,7 @@ def _run_batch(
                 decided.append((event.id, name, started, decision))
             else:
                 runs[event.id].append(_ran(ctx, name, started, event.id, decision))
-    items = [(event_id, trigger) for event_id, _, _, trigger in decided]
-    outcomes = apply_triggers(ctx, items, then=settled)
+    outcomes = apply_triggers(ctx, [(event_id, trigger) for event_id, _, _, trigger in decided])
     debug = log.isEnabledFor(logging.DEBUG)
     for (event_id, name, started, trigger), outcome in zip(decided, outcomes, strict=True):
         rule = trigger.route.rule if trigger.route is not None else None
@@ -194,10 +149,6 @@ def _ran(
     else:
         log.log(logging.DEBUG if quiet else logging.INFO, "workflow %s ran for %s", name, event_id)
     ctx.metrics.attempt(name, ok=True)
-    return _record(name, started, ran, rule)
-
-
-def _record(name: str, started: datetime, ran: Ran | None, rule: str | None) -> AttemptRecord:
     if ran is not None:
         rule = ran.rule or rule
         return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail, rule=rule)

@@ -21,7 +21,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
@@ -47,19 +47,8 @@ from hub.runtime.rows import insert_rows, one_of
 log = logging.getLogger(__name__)
 
 
-class InTransaction(Protocol):
-    """More writes for a batch's own transaction, given the outcomes in the items' order (the
-    router settles the batch's events there: one commit fewer per batch)."""
-
-    def __call__(self, conn: Connection, outcomes: Sequence[Outcome]) -> None: ...
-
-    def committed(self) -> None:
-        """The transaction that ran them committed (a raced batch runs them twice; an event
-        applied alone, never)."""
-
-
 def apply_triggers(
-    ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]], then: InTransaction | None = None
+    ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]]
 ) -> list[Outcome | Exception]:
     """Apply (event id, trigger) pairs; the outcome of each, or the exception it raised."""
     if not items:
@@ -71,8 +60,6 @@ def apply_triggers(
         try:
             with write(ctx.engine) as conn:
                 outcomes, deliver = _apply_all(conn, ctx, [items[i] for i in ordered])
-                if then is not None:
-                    then(conn, _in_item_order(outcomes, ordered))
             break
         except (Raced, IntegrityError) as exc:
             # Another worker opened (or resolved) one of these keys first: a burst on a new
@@ -83,19 +70,6 @@ def apply_triggers(
             return _one_by_one(ctx, items, exc)
         except Exception as exc:
             return _one_by_one(ctx, items, exc)
-    if then is not None:
-        then.committed()
-    return _reported(ctx, items, ordered, outcomes, deliver)
-
-
-def _reported(
-    ctx: WorkflowContext,
-    items: Sequence[tuple[str, Trigger]],
-    ordered: Sequence[int],
-    outcomes: Sequence[Outcome],
-    deliver: set[str],
-) -> list[Outcome | Exception]:
-    """A committed batch: its lines logged, its deliveries sent; the outcomes in item order."""
     result: list[Outcome | Exception] = [outcomes[0]] * len(items)
     debug = logging.getLogger(log_outcome.__module__).isEnabledFor(logging.DEBUG)
     for position, i in enumerate(ordered):
@@ -108,13 +82,6 @@ def _reported(
         log.info("%d occurrences added to %d incidents in one batch", len(added), len(set(added)))
     incident_changes.schedule_deliveries(ctx.queue, deliver)
     return result
-
-
-def _in_item_order(outcomes: Sequence[Outcome], ordered: Sequence[int]) -> list[Outcome]:
-    found: list[Outcome] = [outcomes[0]] * len(outcomes)
-    for position, i in enumerate(ordered):
-        found[i] = outcomes[position]
-    return found
 
 
 def _one_by_one(

@@ -221,27 +221,14 @@ class EventStore:
 
         `retry_at` puts them back to `queued` with a deadline past the retry time, so a lost
         delayed message is still swept up."""
-        with write(self.engine) as conn:
-            self.settle_in(conn, ids, status, records, error=error, retry_at=retry_at)
-
-    def settle_in(
-        self,
-        conn: Connection,
-        ids: Sequence[str],
-        status: Status,
-        records: Iterable[tuple[str, AttemptRecord]] = (),
-        *,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-    ) -> None:
-        """`settle` in the caller's transaction: the router's, that applied these events."""
         params = self._settle_params(ids, status, error, retry_at)
         rows = [{"event_id": eid, **_attempt_row(rec)} for eid, rec in records]
-        # Events first: the attempts' foreign keys then lock rows this transaction holds.
-        if ids:
-            conn.execute(self._settle, params)
-        if rows:
-            insert_rows(conn, attempts, rows)
+        with write(self.engine) as conn:
+            # Events first: the attempts' foreign keys then lock rows this transaction holds.
+            if ids:
+                conn.execute(self._settle, params)
+            if rows:
+                insert_rows(conn, attempts, rows)
 
     def _settle_params(
         self,
