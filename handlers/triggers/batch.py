@@ -141,7 +141,9 @@ class _Batch:
         # The live incidents of the keys whose first change here is an occurrence, found in
         # one statement (not locked, see `_sql`); their occurrences are written at the end.
         firsts = {t.key for i, (_, t) in enumerate(items) if i == 0 or items[i - 1][1].key != t.key}
-        keys = [k for k in firsts if any(t.key == k and _is_occurrence(t) for _, t in items)]
+        # One pass, not one per key: a burst of new incidents is a key per event.
+        occurring = {t.key for _, t in items if _is_occurrence(t)}
+        keys = [k for k in firsts if k in occurring]
         self.live: dict[str, Any] = {}
         if keys:
             self.live = {r.key: r for r in conn.execute(sql.live, {"p_keys": keys})}
