@@ -344,7 +344,7 @@ def drain_checks(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in results:
         if r["mix"] == "incidents":
             least = INCIDENTS_TARGET.get((r["mode"], r.get("processes")))
-        elif r["mode"] == "embedded":
+        elif r["mode"] == "embedded" and r["mix"] in ("mix", "pings"):
             least = EMBEDDED_NO_INCIDENTS_TARGET
         else:
             continue
