@@ -87,6 +87,9 @@ def _run_share(
         return result
 
     label = f"[{mode} {load.label} routed]"
+    if args.history:
+        servers.migrate(env, workdir / "hub.log")
+        servers.seed_history(mode, db, args.history)
     with servers.Processes() as procs:
         ports = {kind: servers.start_server(kind, mode, env, procs, workdir / f"{kind}.log")
                  for kind in ("bare", "hub")}  # fmt: skip
@@ -164,10 +167,10 @@ def wait_idle(mode: str, db: str, timeout_s: float) -> None:
 def drain(mode: str, db: str, timeout_s: float) -> dict[str, Any]:
     """The backlog left when the load stopped, and how long the workers took to settle it."""
     start = time.monotonic()
-    first = last = servers.by_status(mode, db)
+    first = last = servers.active_by_status(mode, db)
     while sum(last.get(s, 0) for s in servers.ACTIVE) and time.monotonic() - start < timeout_s:
         time.sleep(0.1)
-        last = servers.by_status(mode, db)
+        last = servers.active_by_status(mode, db)
     elapsed = time.monotonic() - start
     backlog, still = (sum(c.get(s, 0) for s in servers.ACTIVE) for c in (first, last))
     return {
@@ -175,7 +178,7 @@ def drain(mode: str, db: str, timeout_s: float) -> dict[str, Any]:
         "still_active": still,
         "wait_s": round(elapsed, 1),
         "drain_rate": round((backlog - still) / elapsed, 1) if elapsed > 0.1 else None,
-        "by_status": last,
+        "by_status": servers.by_status(mode, db),
     }
 
 
@@ -183,7 +186,7 @@ def stored_check(
     mode: str, db: str, load: mix.Mix, runs: list[tuple[wrk.WrkResult, int, int]]
 ) -> dict[str, Any]:
     """Every 2xx answer is a row; no delivery id has two rows; no row was invented."""
-    sql = "SELECT count(*), count(DISTINCT delivery_id) FROM events"
+    sql = f"SELECT count(*), count(DISTINCT delivery_id) FROM events WHERE {servers.RUN_ONLY}"
     ((rows, distinct),) = servers.query(mode, db, sql)
     sent, ok = sum(r.sent for r, _, _ in runs), sum(r.ok for r, _, _ in runs)
     # A run that sends more than it was given cycles: a legitimate duplicate, 2xx, no row;
@@ -240,6 +243,14 @@ def parse_args() -> tuple[argparse.Namespace, list[str], list[mix.Mix]]:
     p.add_argument("--rounds", type=int, default=7, help="alternating bare/hub rounds")
     p.add_argument("--warmup", type=int, default=2, help="seconds, not measured")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N settled events stored before the run (a deployment's table; PostgreSQL: "
+        "ANALYZEd), left out of the run's counts",
+    )
     p.add_argument("--max-rate", type=float, default=12_000, help="sizes each round's events")
     p.add_argument(
         "--drain-timeout", type=float, default=120.0, help="seconds to wait for the backlog"

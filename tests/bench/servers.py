@@ -34,6 +34,9 @@ REDIS_URL = "redis://127.0.0.1:6379/15"  # a db number of its own, flushed on ev
 MODES = ("embedded", "postgres+redis")
 ALIASES = {"postgres": "postgres+redis", "pg": "postgres+redis"}
 ACTIVE = ("received", "queued", "processing")
+# Seeded events (--history): settled before the run, left out of its counts.
+HISTORY = "hist-"
+RUN_ONLY = f"delivery_id NOT LIKE '{HISTORY}%'"
 SERVER_CPU = "0"
 WORKER_CPU = "1"  # postgres+redis: the `hub worker`, off the API's core (shared with wrk)
 
@@ -127,14 +130,69 @@ def query(mode: str, db: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def by_status(mode: str, db: str) -> dict[str, int]:
-    rows = query(mode, db, "SELECT status, count(*) FROM events GROUP BY status")
-    return {status: int(n) for status, n in rows}
+    """The run's events by status (not the history seeded before it)."""
+    sql = f"SELECT status, count(*) FROM events WHERE {RUN_ONLY} GROUP BY status"
+    return {status: int(n) for status, n in query(mode, db, sql)}
+
+
+def active_by_status(mode: str, db: str) -> dict[str, int]:
+    """Events received, queued or processing, through the status index (history is settled):
+    polled several times a second, it must not read the whole table."""
+    listed = ", ".join(f"'{s}'" for s in ACTIVE)
+    sql = f"SELECT status, count(*) FROM events WHERE status IN ({listed}) GROUP BY status"
+    return {status: int(n) for status, n in query(mode, db, sql)}
+
+
+def seed_history(mode: str, db: str, n: int) -> None:
+    """`n` settled events from the month before the run, as a deployment's table holds them
+    (a fifth processed failed payments, the rest ignored), with ~1 KB bodies; on PostgreSQL
+    ANALYZEd, as autovacuum keeps it. Their delivery ids start with HISTORY."""
+    if n <= 0:
+        return
+    body = "{" + '"x": "' + "x" * 900 + '"}'
+    if mode == "embedded":
+        start = time.time() - 30 * 86_400
+        rows = (
+            (f"evt_00{i:024d}", "stripe", f"{HISTORY}{i}",
+             "payment_intent.payment_failed" if i % 5 == 0 else "payment_intent.succeeded",
+             "processed" if i % 5 == 0 else "ignored",
+             _sqlite_time(start + i / 1000), _sqlite_time(start + i / 1000), 1 if i % 5 == 0 else 0,
+             '{"content-type": "application/json"}', body.encode())
+            for i in range(n)
+        )  # fmt: skip
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            conn.executemany(
+                "INSERT INTO events (id, provider, delivery_id, type, status, received_at,"
+                " updated_at, runs, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.commit()
+        return
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO events (id, provider, delivery_id, type, status, received_at,"
+            " updated_at, runs, headers, body)"
+            " SELECT 'evt_00' || lpad(i::text, 24, '0'), 'stripe', %(prefix)s || i,"
+            " CASE WHEN i %% 5 = 0 THEN 'payment_intent.payment_failed'"
+            " ELSE 'payment_intent.succeeded' END,"
+            " CASE WHEN i %% 5 = 0 THEN 'processed' ELSE 'ignored' END,"
+            " now() - interval '30 days' + i * interval '1 ms',"
+            " now() - interval '30 days' + i * interval '1 ms',"
+            ' CASE WHEN i %% 5 = 0 THEN 1 ELSE 0 END, \'{"content-type": "application/json"}\','
+            " convert_to(%(body)s, 'UTF8') FROM generate_series(0, %(n)s - 1) AS i",
+            {"prefix": HISTORY, "body": body, "n": n},
+        )
+        conn.execute("ANALYZE")
+
+
+def _sqlite_time(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1e6):06d}"
 
 
 def active(mode: str, db: str) -> int:
     """Events still received, queued or processing, and Slack/GitHub calls still owed: the
     workers are busy until both are done (and would slow the bare route's next round)."""
-    counts = by_status(mode, db)
+    counts = active_by_status(mode, db)
     sql = "SELECT count(*) FROM effects WHERE status IN ('pending', 'attempting')"
     owed = int(query(mode, db, sql)[0][0])
     return sum(counts.get(s, 0) for s in ACTIVE) + owed
@@ -151,18 +209,20 @@ def serve_cmd(kind: str, port: int) -> list[str]:
     return [*pin, str(BIN / "uvicorn"), *app, *flags, *where]
 
 
+def migrate(env: dict[str, str], log: Path) -> None:
+    with log.open("ab") as out:
+        cmd = [str(BIN / "hub"), "migrate"]
+        done = subprocess.run(cmd, check=False, env=env, cwd=log.parent, stdout=out, stderr=out)
+    if done.returncode:
+        raise RuntimeError(f"hub migrate failed; log {log}:\n{log.read_text()[-3000:]}")
+
+
 def start_server(kind: str, mode: str, env: dict[str, str], procs: Processes, log: Path) -> int:
     """The bare app or the hub (migrated first; in postgres+redis mode with one `hub worker`
     of 4 threads pinned to WORKER_CPU); returns its port once it answers."""
     port = free_port()
     if kind == "hub":
-        with log.open("ab") as out:
-            migrate = [str(BIN / "hub"), "migrate"]
-            done = subprocess.run(
-                migrate, check=False, env=env, cwd=log.parent, stdout=out, stderr=out
-            )
-        if done.returncode:
-            raise RuntimeError(f"hub migrate failed; log {log}:\n{log.read_text()[-3000:]}")
+        migrate(env, log)
     started = [procs.start(serve_cmd(kind, port), env, log)]
     if kind == "hub" and mode == "postgres+redis":
         worker = ["taskset", "-c", WORKER_CPU, str(BIN / "hub"), "worker", "--processes", "1"]
