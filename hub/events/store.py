@@ -276,9 +276,9 @@ def _locked(condition: Any, *, skip: bool, limit: Any = None) -> Any:
 
     Two UPDATEs with `id IN (...)` lock rows in whatever order the plan visits them and can
     deadlock each other; locking through an ordered SELECT ... FOR UPDATE cannot. Taken in a
-    MATERIALIZED CTE, run once whatever the plan: as a plain subquery the planner could put
-    it inside a loop over the rows the outer condition matched, running it again for each (a
-    sweep of 1,000 overdue events ran it 1,000 times, and its LIMIT 500 let 958 through)."""
+    MATERIALIZED CTE, run once whatever the plan: as a plain subquery the planner may run it
+    again for rows the outer condition matched, and each run locks and returns more (a sweep
+    with LIMIT 500 over 1,000 overdue events moved 958)."""
     stmt = select(events.c.id).where(condition).order_by(events.c.id).limit(limit)
     taken = stmt.with_for_update(skip_locked=skip).cte("locked")
     taken = taken.prefix_with("MATERIALIZED", dialect="postgresql")
