@@ -1,6 +1,7 @@
 """What PostgreSQL plans for the statements that move named events along, once ANALYZE has
 seen a quiet table (few events `received`, `queued` or `processing`) and a burst then puts
-thousands in those states: every such statement must start from the ids it names.
+thousands in those states: every such statement must start from the ids it names. The same
+for a delivery's reads of its incidents' open effects.
 
 Found with the drain benchmark on an analyzed database: the settle's plan walked the status
 index over every event `processing` and, for each, ran the id list's locking subquery again
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from handlers.outbox import queries
 from hub.events.models import Status
 from hub.events.store import EventStore, NewEvent
 from hub.runtime.db import make_engine
@@ -28,9 +30,10 @@ QUIET, BURST = 3_000, 1_200
 
 
 class Statements:
-    """The UPDATEs of `events` run while installed, with their parameters."""
+    """The statements containing `part` run while installed, with their parameters."""
 
-    def __init__(self) -> None:
+    def __init__(self, part: str = " UPDATE events ") -> None:
+        self.part = part
         self.seen: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -38,7 +41,7 @@ class Statements:
         self, conn: Any, cursor: Any, statement: str, params: Any, _ctx: Any, many: bool
     ) -> None:
         text = " ".join(statement.split())
-        if conn.dialect.name == "postgresql" and " UPDATE events " in f" {text} ":
+        if conn.dialect.name == "postgresql" and self.part in f" {text} ":
             with self._lock:
                 self.seen.append((statement, params))
 
@@ -128,3 +131,49 @@ def test_a_burst_after_a_quiet_analyze_moves_events_by_their_ids(engine: Engine)
     with engine.connect() as conn:
         counts = dict(conn.exec_driver_sql("SELECT status, count(*) FROM events GROUP BY 1").all())
     assert counts == {"processed": QUIET + BURST}
+
+
+def _incidents_with_posts(engine: Engine, first: int, n: int, status: str) -> list[str]:
+    """`n` incidents, each owing (or having made) its Slack post."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO incidents (id, key, title, severity, status, summary, links, source,"
+            " occurrences, first_seen, last_seen, updated_at, revision)"
+            " SELECT 'inc_' || i, 'key:' || i, 'title', 'sev2', 'open', '', '[]', 'stripe', 1,"
+            " now(), now(), now(), 1 FROM generate_series(%(first)s::int, %(last)s::int) AS i",
+            {"first": first, "last": first + n - 1},
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO effects (incident_id, kind, dedupe, payload, status, failures,"
+            " not_before, created_at, updated_at)"
+            " SELECT 'inc_' || i, 'slack.post', 'slack.post:inc_' || i, '{}', %(status)s, 0,"
+            " now(), now(), now() FROM generate_series(%(first)s::int, %(last)s::int) AS i",
+            {"first": first, "last": first + n - 1, "status": status},
+        )
+    return [f"inc_{i}" for i in range(first, first + n)]
+
+
+def test_a_delivery_reads_only_its_incidents_effects_after_a_quiet_analyze(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE effects SET (autovacuum_enabled = false)")
+    _incidents_with_posts(engine, 0, QUIET, "done")  # a quiet hour: every post made
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE effects")
+    burst = _incidents_with_posts(engine, QUIET, BURST, "pending")  # an outage's new incidents
+
+    recorded = Statements(" FROM effects ")
+    event.listen(Engine, "before_cursor_execute", recorded)
+    try:
+        found = queries.next_effects(engine, burst[:10])
+        due = queries.any_due(engine, burst[:10])
+    finally:
+        event.remove(Engine, "before_cursor_execute", recorded)
+    assert len(found) == 10 and due == burst[:10]
+    assert len(recorded.seen) == 2
+    for statement, params in recorded.seen:
+        nodes = _nodes(engine, statement, params)
+        assert not any(n.get("Index Name") == "ix_effects_status_due" for n in nodes), statement
+        read = sum(n.get("Actual Rows", 0) for n in nodes if n.get("Relation Name") == "effects")
+        assert read <= 2 * 10, (statement, read)  # the named incidents' effects, not the burst's

@@ -104,7 +104,10 @@ class _Statements:
 @functools.cache
 def _sql(dialect: str) -> _Statements:
     ids = functools.partial(one_of, name="p_ids", dialect=dialect)
-    is_open = one_of(effects.c.status, "p_open", dialect)
+    # `status || ''`: found through the incidents named, not the status index. After an
+    # ANALYZE that saw few effects open, PostgreSQL walked every open effect's entry for
+    # each delivery, and a burst of new incidents has thousands open.
+    is_open = one_of(effects.c.status + "", "p_open", dialect)
     free = incidents.c.lease_until.is_(None) | (incidents.c.lease_until < bindparam("p_now"))
     lane = case(*((effects.c.kind.like(f"{lane}%"), lane) for lane in LANES))
     first = (
