@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack, closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,14 +152,15 @@ def seed_history(mode: str, db: str, n: int) -> None:
         return
     body = "{" + '"x": "' + "x" * 900 + '"}'
     if mode == "embedded":
-        start = time.time() - 30 * 86_400
+        start = datetime.now(UTC) - timedelta(days=30)
+        # SQLAlchemy's SQLite DATETIME text, as the hub writes it (UTC, no offset).
+        at = (f"{start + timedelta(milliseconds=i):%Y-%m-%d %H:%M:%S.%f}" for i in range(n))
         rows = (
             (f"evt_00{i:024d}", "stripe", f"{HISTORY}{i}",
              "payment_intent.payment_failed" if i % 5 == 0 else "payment_intent.succeeded",
-             "processed" if i % 5 == 0 else "ignored",
-             _sqlite_time(start + i / 1000), _sqlite_time(start + i / 1000), 1 if i % 5 == 0 else 0,
+             "processed" if i % 5 == 0 else "ignored", when, when, 1 if i % 5 == 0 else 0,
              '{"content-type": "application/json"}', body.encode())
-            for i in range(n)
+            for i, when in zip(range(n), at, strict=True)
         )  # fmt: skip
         with closing(sqlite3.connect(db, timeout=30)) as conn:
             conn.executemany(
@@ -183,10 +185,6 @@ def seed_history(mode: str, db: str, n: int) -> None:
             {"prefix": HISTORY, "body": body, "n": n},
         )
         conn.execute("ANALYZE")
-
-
-def _sqlite_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1e6):06d}"
 
 
 def active(mode: str, db: str) -> int:
