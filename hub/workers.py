@@ -30,7 +30,7 @@ from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.observability.worker_metrics import LocalCounters, WorkerMetrics
 from hub.rules.state import RuleSet
 from hub.runtime.db import raise_while_writing
-from hub.runtime.logs import configure_logging
+from hub.runtime.logs import configure_logging, lean_records
 from hub.runtime.periodic import Periodic
 from hub.runtime.pipe_broker import PipeBroker, SharedWaiting, read_frames, write_frames
 from hub.runtime.priority import ProcessPriority
@@ -234,7 +234,8 @@ def _embedded_child(
     with contextlib.suppress(OSError):  # the whole process: every thread it will start
         os.setpriority(os.PRIO_PROCESS, 0, started + settings.nice(embedded_process=True))
         nicer = os.getpriority(os.PRIO_PROCESS, 0)  # clamped at 19
-    configure_logging(settings)
+    if configure_logging(settings):
+        lean_records()
     parent = os.getppid()
     container = build(settings, waiting=SharedWaiting(waiting))
     raise_while_writing(container.engine, ProcessPriority(started, nicer))
@@ -291,7 +292,8 @@ def _child(threads: int) -> None:
     """One worker process: its own container, its own connections."""
     stopping = _stop_on_signals(reloads_elsewhere=True)
     settings = Settings()
-    configure_logging(settings)
+    if configure_logging(settings):
+        lean_records()
     parent = os.getppid()
     container = build(settings)
     worker = start_worker(container, threads)

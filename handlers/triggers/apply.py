@@ -122,16 +122,22 @@ def log_outcome(event_id: str, trigger: Trigger, outcome: Outcome) -> None:
     or an event applied before is one at DEBUG."""
     if outcome.incident_id is None:
         return
-    quiet = not outcome.changed or outcome.message == OCCURRENCE
     with bind(incident_id=outcome.incident_id):
         log.log(
-            logging.DEBUG if quiet else logging.INFO,
+            logging.INFO if told(outcome) else logging.DEBUG,
             "incident %s: %s for %s (%s)",
             outcome.incident_id,
             outcome.message,
             event_id,
             trigger.key,
         )
+
+
+def told(outcome: Outcome) -> bool:
+    """Whether `log_outcome` writes the outcome at INFO: the event's line for whoever follows
+    it, which the router does not repeat (handlers/dispatch.py)."""
+    changed = outcome.changed and outcome.message != OCCURRENCE
+    return outcome.incident_id is not None and changed
 
 
 def _add_occurrence(conn: Connection, row: Any, trigger: Trigger, event_id: str) -> Outcome:

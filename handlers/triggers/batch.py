@@ -48,11 +48,15 @@ log = logging.getLogger(__name__)
 
 
 def apply_triggers(
-    ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]]
+    ctx: WorkflowContext,
+    items: Sequence[tuple[str, Trigger]],
+    workflows: Sequence[str] | None = None,
 ) -> list[Outcome | Exception]:
-    """Apply (event id, trigger) pairs; the outcome of each, or the exception it raised."""
+    """Apply (event id, trigger) pairs; the outcome of each, or the exception it raised.
+    `workflows`: the name of the workflow that decided each, bound on its outcome's line."""
     if not items:
         return []
+    names: Sequence[str | None] = workflows or [None] * len(items)
     # Keys in a fixed order (stable: a key's own events keep theirs), so two workers' batches
     # lock incident rows in the same order rather than into a deadlock.
     ordered = sorted(range(len(items)), key=lambda i: items[i][1].key)
@@ -67,15 +71,15 @@ def apply_triggers(
             if retry:
                 log.info("a batch of %d changes again: %s", len(items), type(exc).__name__)
                 continue
-            return _one_by_one(ctx, items, exc)
+            return _one_by_one(ctx, items, names, exc)
         except Exception as exc:
-            return _one_by_one(ctx, items, exc)
+            return _one_by_one(ctx, items, names, exc)
     result: list[Outcome | Exception] = [outcomes[0]] * len(items)
     debug = logging.getLogger(log_outcome.__module__).isEnabledFor(logging.DEBUG)
     for position, i in enumerate(ordered):
         outcome = result[i] = outcomes[position]
         if outcome.message != OCCURRENCE or debug:  # an occurrence's line is at DEBUG
-            with bind(event_id=items[i][0]):
+            with bind(event_id=items[i][0], workflow=names[i]):
                 log_outcome(items[i][0], items[i][1], outcome)
     added = [o.incident_id for o in outcomes if o.changed and o.message == OCCURRENCE]
     if added:
@@ -85,15 +89,21 @@ def apply_triggers(
 
 
 def _one_by_one(
-    ctx: WorkflowContext, items: Sequence[tuple[str, Trigger]], exc: Exception
+    ctx: WorkflowContext,
+    items: Sequence[tuple[str, Trigger]],
+    names: Sequence[str | None],
+    exc: Exception,
 ) -> list[Outcome | Exception]:
     log.info("a batch of %d changes applied one by one: %s", len(items), type(exc).__name__)
-    return [_alone(ctx, event_id, trigger) for event_id, trigger in items]
+    return [_alone(ctx, *item, name) for item, name in zip(items, names, strict=True)]
 
 
-def _alone(ctx: WorkflowContext, event_id: str, trigger: Trigger) -> Outcome | Exception:
+def _alone(
+    ctx: WorkflowContext, event_id: str, trigger: Trigger, workflow: str | None
+) -> Outcome | Exception:
     try:
-        return apply_trigger(ctx, event_id, trigger)
+        with bind(event_id=event_id, workflow=workflow):
+            return apply_trigger(ctx, event_id, trigger)
     except Exception as exc:
         return exc
 

@@ -156,11 +156,12 @@ def _require_rules(path: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     from hub.config import load_settings, warn_unknown_settings
-    from hub.runtime.logs import configure_logging
+    from hub.runtime.logs import configure_logging, lean_records
 
     settings = load_settings()  # or exit 2 with one line per bad HUB_* variable
     quiet = args.command not in LOGGING_COMMANDS
-    configure_logging(settings, level=logging.WARNING if quiet else None)
+    if configure_logging(settings, level=logging.WARNING if quiet else None) and not quiet:
+        lean_records()  # a server's process: nothing else logs in it
     warn_unknown_settings()
     # The one place a command runs: a check every command must pass goes right above.
     offline = args.command == "rules" and args.rules_command == "check"  # a file, no database
