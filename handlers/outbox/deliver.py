@@ -9,7 +9,7 @@ comment carrying the effect's marker) before calling again, so the call is never
 A rate limit or a 429 reschedules the delivery after the wait instead of sleeping in a
 worker thread, and does not count as a failure.
 
-A delivery message holds up to 10 incidents, delivered in rounds: the next effect of each
+A delivery message holds up to 20 incidents, delivered in rounds: the next effect of each
 is claimed (`attempting`) in one commit, the calls are made one after the other, and what
 came of them is recorded in one commit. A worker that dies mid-round leaves the round's
 effects `attempting`, called or not, and each is looked for before it is called again:

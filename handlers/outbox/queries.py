@@ -1,6 +1,6 @@
 """The delivery's reads and its lease on incidents, as statements built once per dialect.
 
-A delivery message runs each of these once or twice for up to 10 incidents. Built per call,
+A delivery message runs each of these once or twice for up to 20 incidents. Built per call,
 with their id lists rendered as expanding IN, they cost more Python than PostgreSQL took
 to run them (users' mix, 60-event batches: the outbox's statements were ~half of a routed
 event's worker CPU)."""

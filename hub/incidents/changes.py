@@ -83,8 +83,12 @@ def change_status(
 
 # Incidents per delivery message: a burst that opens many (a batch of CI failures and
 # disputes) is leased and released in one transaction per message instead of one each,
-# while a message still holds few enough for the workers' threads to share a burst.
-DELIVERY_BATCH = 10
+# while a message still holds few enough for the workers' threads to share a burst. 20, not
+# 10: a routing batch at 20% routed opens ~17, and one message instead of two took 12-14%
+# less worker CPU per incident on PostgreSQL, 5-6% on SQLite (in-process, batches chosen at
+# random; docs/benchmarks.md, 2026-12-04 evening). Slack's one post a second per channel,
+# not the calls one after the other, sets when a burst's last post goes out.
+DELIVERY_BATCH = 20
 
 
 def schedule_delivery(
