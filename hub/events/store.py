@@ -79,7 +79,8 @@ class EventStore:
             listed: Any = events.c.id == any_(bindparam("p_ids", type_=ARRAY(String)))
         else:
             listed = events.c.id.in_(bindparam("p_ids", expanding=True))
-        ids = _locked(listed, skip=False)
+        dialect = self.engine.dialect.name
+        ids = _locked(listed, dialect, skip=False)
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
         self._insert = BatchInsert(self.engine.dialect.name)
@@ -104,7 +105,7 @@ class EventStore:
         self._mark_queued = (
             update(events)
             # SKIP LOCKED: a row a worker holds is already past `received`.
-            .where(events.c.id.in_(_locked(listed, skip=True)), status == Status.RECEIVED)
+            .where(events.c.id.in_(_locked(listed, dialect, skip=True)), status == Status.RECEIVED)
             .values(status=Status.QUEUED, **moved)
         )
         self._requeue_soon = (
@@ -147,9 +148,10 @@ class EventStore:
         due = events.c.deadline < cutoff if by_deadline else events.c.updated_at < cutoff
         overdue = and_(due, events.c.status.in_(ACTIVE))
         limit = bindparam("p_limit", type_=Integer)
+        dialect = self.engine.dialect.name
         return (
             update(events)
-            .where(events.c.id.in_(_locked(overdue, skip=True, limit=limit)), overdue)
+            .where(events.c.id.in_(_locked(overdue, dialect, skip=True, limit=limit)), overdue)
             .values(status=Status.RECEIVED, **moved)
             .returning(events.c.id)
         )
@@ -271,17 +273,25 @@ class EventStore:
             return [row[0] for row in conn.execute(stmt, params)]
 
 
-def _locked(condition: Any, *, skip: bool, limit: Any = None) -> Any:
+def _locked(condition: Any, dialect: str, *, skip: bool, limit: Any = None) -> Any:
     """Ids to update, locked in id order (PostgreSQL; SQLite has one writer anyway).
 
     Two UPDATEs with `id IN (...)` lock rows in whatever order the plan visits them and can
     deadlock each other; locking through an ordered SELECT ... FOR UPDATE cannot. Taken in a
     MATERIALIZED CTE, run once whatever the plan: as a plain subquery the planner may run it
     again for rows the outer condition matched, and each run locks and returns more (a sweep
-    with LIMIT 500 over 1,000 overdue events moved 958)."""
+    with LIMIT 500 over 1,000 overdue events moved 958).
+
+    A plain subquery on SQLite, which runs it once. Python's sqlite3 opens its implicit
+    transaction only for a statement that starts with INSERT, UPDATE, DELETE or REPLACE:
+    one that starts with WITH ran on its own and committed at once, so a settle's status
+    was seen (and kept, had its attempts failed) without the attempts written after it
+    (tests/test_store_atomic.py)."""
     stmt = select(events.c.id).where(condition).order_by(events.c.id).limit(limit)
+    if dialect != "postgresql":
+        return stmt.scalar_subquery()
     taken = stmt.with_for_update(skip_locked=skip).cte("locked")
-    taken = taken.prefix_with("MATERIALIZED", dialect="postgresql")
+    taken = taken.prefix_with("MATERIALIZED")
     return select(taken.c.id).scalar_subquery()
 
 

@@ -1,0 +1,55 @@
+"""The event store's write transactions are whole on both databases: a settle whose attempts
+cannot be written leaves the event as it was, rather than `processed` with no attempts.
+
+On SQLite this depends on how a statement starts: Python's sqlite3 opens its implicit
+transaction only before INSERT, UPDATE, DELETE or REPLACE, so an UPDATE written as
+`WITH ... UPDATE` ran on its own and committed at once (the admin API showed an event
+`processed` with no attempts for a moment, and a failed insert could not take it back)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from hub.events.models import Status, utcnow
+from hub.events.store import AttemptRecord, EventStore, NewEvent, attempts, events
+from hub.runtime.db import make_engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def test_a_settle_whose_attempts_fail_changes_nothing(engine: Engine) -> None:
+    store = EventStore(engine)
+    body = b'{"zen": "Keep it logically awesome."}'
+    (stored,) = store.insert([NewEvent("github", "d-1", "ping", {}, body)], Status.QUEUED)
+    (claimed,) = store.claim([stored.event_id])
+    assert claimed.id == stored.event_id
+    now = utcnow()
+    ok = AttemptRecord("handlers.system.acknowledge_ping", now, now, "ok")
+    # The attempts' foreign key fails for an event that does not exist: the whole settle
+    # must roll back, the event's own update with it.
+    with pytest.raises(IntegrityError):
+        store.settle(
+            [stored.event_id],
+            Status.PROCESSED,
+            [(stored.event_id, ok), ("evt_01NOSUCHEVENT0000000000000", ok)],
+        )
+    with engine.connect() as conn:
+        status = conn.execute(select(events.c.status).where(events.c.id == stored.event_id))
+        assert status.scalar_one() == Status.PROCESSING
+        assert conn.execute(select(attempts.c.id)).all() == []
+
+    store.settle([stored.event_id], Status.PROCESSED, [(stored.event_id, ok)])
+    with engine.connect() as conn:
+        status = conn.execute(select(events.c.status).where(events.c.id == stored.event_id))
+        assert status.scalar_one() == Status.PROCESSED
+        assert len(conn.execute(select(attempts.c.id)).all()) == 1
