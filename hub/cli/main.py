@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings()  # or exit 2 with one line per bad HUB_* variable
     quiet = args.command not in LOGGING_COMMANDS
     if configure_logging(settings, level=logging.WARNING if quiet else None) and not quiet:
-        lean_records()  # a server's process: nothing else logs in it
+        lean_records()  # a server's process: its logging is ours alone
     warn_unknown_settings()
     # The one place a command runs: a check every command must pass goes right above.
     offline = args.command == "rules" and args.rules_command == "check"  # a file, no database
