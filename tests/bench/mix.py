@@ -9,10 +9,12 @@ dispute opens a new incident). The rest are `payment_intent.succeeded`, which no
 handles (stored `ignored` at ingest). Routed events are spread evenly through the pool.
 
 The payloads come from the tests' builders (tests/handlers/payloads.py, which shares the
-demo's GitHub shapes); they are serialised once into templates whose ids are filled in per
-event, and signed with integrations/signing.py (Stripe's own SDK helper, GitHub's HMAC).
-Ids derive from a run token and the event's index: the pool is signed in chunks, each just
-before it is sent, and event i is the same event whichever chunk holds it."""
+demo's GitHub shapes), filled out to what providers send (as_sent.py: ~2 KB for a succeeded
+payment, ~4 KB a failed one, ~20 KB a workflow run); they are serialised once into templates
+whose ids are filled in per event, and signed with integrations/signing.py (Stripe's own SDK
+helper, GitHub's HMAC). Ids derive from a run token and the event's index: the pool is signed
+in chunks, each just before it is sent, and event i is the same event whichever chunk holds
+it."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+import as_sent  # noqa: E402
 import wrk  # noqa: E402
 
 from integrations.signing import signature_headers  # noqa: E402
@@ -168,21 +171,22 @@ def succeeded() -> Kind:
         "payment_method_types": ["card"],
         "status": "succeeded",
     }
-    return stripe("payment_intent.succeeded", intent, account="@ACCT@")
+    return stripe("payment_intent.succeeded", as_sent.payment_intent(intent), account="@ACCT@")
 
 
 def failed(account: str, customer: str, amount: int, decline: str, message: str) -> Kind:
     intent = p.payment_intent_failed("@PI@", amount, "usd", customer, decline, message)
     intent["created"] = "@TS@"
     intent["last_payment_error"]["charge"] = "@CH@"
-    return stripe("payment_intent.payment_failed", intent, account=account)
+    intent["latest_charge"] = "@CH@"
+    return stripe("payment_intent.payment_failed", as_sent.payment_intent(intent), account=account)
 
 
 def dispute() -> Kind:
     obj = p.dispute(dispute_id="@DP@", amount=12900, charge="@CH@")
     obj |= {"created": "@TS@", "payment_intent": "@PI@"}
     obj["evidence_details"]["due_by"] = "@DUE@"
-    return stripe("charge.dispute.created", obj)
+    return stripe("charge.dispute.created", as_sent.dispute(obj))
 
 
 def ci_failure() -> Kind:
@@ -195,7 +199,10 @@ def ci_failure() -> Kind:
         "html_url": "https://github.com/bench-org/@NAME@/actions/runs/@RUNID@",
     }
     run["head_commit"] |= {"id": "@SHA@", "timestamp": "@STARTED@"}
-    return Kind("github", "/webhooks/github", template(payload, None), GITHUB_HEADERS)
+    # GitHub sends its payloads compact, without whitespace.
+    return Kind(
+        "github", "/webhooks/github", template(as_sent.workflow_run(payload), None), GITHUB_HEADERS
+    )
 
 
 def kinds() -> dict[str, list[Kind]]:
