@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import func, select
 
 from hub.config import Settings
-from hub.events.store import events
+from hub.events.store import event_bodies, events, with_bodies
 from hub.incidents.models import Incident
 from hub.runtime.db import make_engine
 from tests.conftest import settings_env
@@ -438,8 +438,12 @@ def event_rows(settings: Settings) -> dict[str, tuple[str, str, bytes]]:
     try:
         with engine.connect() as conn:
             stmt = select(
-                events.c.id, events.c.provider, events.c.delivery_id, events.c.status, events.c.body
-            )
+                events.c.id,
+                events.c.provider,
+                events.c.delivery_id,
+                events.c.status,
+                event_bodies.c.body,
+            ).select_from(with_bodies)
             return {
                 row.id: (f"{row.provider}:{row.delivery_id}", row.status, bytes(row.body))
                 for row in conn.execute(stmt)

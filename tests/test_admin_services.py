@@ -9,14 +9,14 @@ import sys
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from hub.admin.retention import run_retention
 from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.models import Status, utcnow
-from hub.events.store import events
+from hub.events.store import event_bodies, events, with_bodies
 from hub.runtime.db import make_engine
 from tests.conftest import ADMIN_TOKEN, settings_env
 from tests.signing import stripe_event, stripe_request
@@ -77,7 +77,9 @@ def test_retention_on_postgresql_keeps_metadata(prod_settings):
     result = run_retention(engine, prod_settings, "tester", now=later)
     assert (result.processed_redacted, result.failed_redacted) == (5, 0)
     with engine.connect() as conn:
-        rows = conn.execute(events.select().where(events.c.id.in_(ids))).all()
+        rows = conn.execute(
+            select(events, event_bodies.c.body).select_from(with_bodies).where(events.c.id.in_(ids))
+        ).all()
     engine.dispose()
     assert {bytes(r.body) for r in rows} == {b""}
     assert all(r.redacted_at is not None and r.type and r.delivery_id for r in rows)

@@ -19,7 +19,7 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.ids import new_event_id
 from hub.events.models import Status, utcnow
-from hub.events.store import events
+from hub.events.store import event_bodies, events
 from hub.runtime.db import make_engine
 from tests.test_admin_api import TOKENS, make_settings, stripe_event, wait_settled
 from tests.test_incident_flow import wait_for
@@ -158,11 +158,12 @@ def old_event(settings: Settings, days: float, status: Status) -> str:
     row = {
         "id": event_id, "provider": "stripe", "delivery_id": f"evt_{uuid.uuid4().hex}",
         "type": "payout.paid", "status": status, "received_at": when, "updated_at": when,
-        "headers": {"content-type": "application/json"}, "body": b'{"id": "old"}',
+        "headers": {"content-type": "application/json"},
     }  # fmt: skip
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         conn.execute(insert(events), row)
+        conn.execute(insert(event_bodies), {"event_id": event_id, "body": b'{"id": "old"}'})
     engine.dispose()
     return event_id
 
@@ -268,7 +269,9 @@ def test_retention_leaves_events_still_on_their_way(tmp_path):
     result = run_retention(engine, settings, "tester")
     assert (result.processed_redacted, result.failed_redacted) == (0, 0)
     with engine.connect() as conn:
-        body = conn.execute(select(events.c.body).where(events.c.id == waiting)).scalar_one()
+        body = conn.execute(
+            select(event_bodies.c.body).where(event_bodies.c.event_id == waiting)
+        ).scalar_one()
     engine.dispose()
     assert bytes(body) == b'{"id": "old"}'
 

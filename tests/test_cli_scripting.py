@@ -21,7 +21,7 @@ from sqlalchemy import update
 from hub.cli import admin as admin_cli
 from hub.cli.main import DEMO_URL, parser
 from hub.events.models import Status
-from hub.events.store import events
+from hub.events.store import event_bodies, events
 from hub.runtime.db import make_engine
 from hub.runtime.migrate import upgrade
 from hub.web.admin_schemas import IncidentState, Severity
@@ -201,8 +201,12 @@ def test_ids_may_be_given_by_a_unique_prefix(settings, hub, capsys):
     a, b = "evt_01KBTEST0A" + "0" * 16, "evt_01KBTEST0B" + "0" * 16
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
-        conn.execute(update(events).where(events.c.id == first).values(id=a))
-        conn.execute(update(events).where(events.c.id == second).values(id=b))
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")  # the body follows its event
+        for old, new in ((first, a), (second, b)):
+            conn.execute(update(events).where(events.c.id == old).values(id=new))
+            conn.execute(
+                update(event_bodies).where(event_bodies.c.event_id == old).values(event_id=new)
+            )
     engine.dispose()
 
     assert _json(capsys, "events", "show", "evt_01kbtest0a")["id"] == a  # any case

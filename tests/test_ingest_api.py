@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from hub.events.store import events
+from hub.events.store import event_bodies, events, with_bodies
 from hub.runtime.db import make_engine
 from tests.conftest import make_settings
 from tests.signing import (
@@ -37,7 +37,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def stored_rows(settings: Settings) -> list[Any]:
     engine = make_engine(settings.database_url)
     with engine.connect() as conn:
-        rows = list(conn.execute(select(events)))
+        rows = list(conn.execute(select(events, event_bodies.c.body).select_from(with_bodies)))
     engine.dispose()
     return rows
 

@@ -14,7 +14,7 @@ from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.events.ids import new_event_id
 from hub.events.models import Status, utcnow
-from hub.events.store import events
+from hub.events.store import event_bodies, events
 from hub.runtime.db import make_engine
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.fakes.slack import SlackServer
@@ -47,12 +47,13 @@ def store(settings: Settings, n: int, status: Status) -> list[str]:
          "type": "payout.paid", "status": status, "received_at": now, "updated_at": now,
          # Far off: the sweeper leaves these alone while the test looks at them.
          "deadline": now + timedelta(hours=1) if status == Status.QUEUED else None,
-         "headers": {}, "body": b"{}"}
+         "headers": {}}
         for _ in range(n)
     ]  # fmt: skip
     engine = make_engine(settings.database_url)
     with engine.begin() as conn:
         conn.execute(insert(events), rows)
+        conn.execute(insert(event_bodies), [{"event_id": r["id"], "body": b"{}"} for r in rows])
     engine.dispose()
     return [r["id"] for r in rows]
 

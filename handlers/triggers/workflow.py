@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select
 from handlers.context import Ran, WorkflowContext
 from handlers.triggers.apply import apply_trigger
 from handlers.triggers.model import Trigger
-from hub.events.store import events
+from hub.events.store import event_bodies, events, with_bodies
 from hub.runtime.db import read
 from hub.runtime.rows import one_of
 from integrations.payloads import decode
@@ -75,13 +75,21 @@ def _content_type() -> Any:
 
 @functools.cache
 def _payload_sql() -> Any:
-    return select(_content_type(), events.c.body).where(events.c.id == bindparam("p_id"))
+    return (
+        select(_content_type(), event_bodies.c.body)
+        .select_from(with_bodies)
+        .where(events.c.id == bindparam("p_id"))
+    )
 
 
 @functools.cache
 def _payloads_sql(dialect: str) -> Any:
     wanted = one_of(events.c.id, "p_ids", dialect)
-    return select(events.c.id, _content_type(), events.c.body).where(wanted)
+    return (
+        select(events.c.id, _content_type(), event_bodies.c.body)
+        .select_from(with_bodies)
+        .where(wanted)
+    )
 
 
 def incident_workflow(decide: Decide) -> TriggerWorkflow:

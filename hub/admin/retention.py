@@ -17,7 +17,7 @@ from hub.admin import audit
 from hub.config import Settings
 from hub.events.ids import id_floor
 from hub.events.models import Status, utcnow
-from hub.events.store import events
+from hub.events.store import event_bodies, events
 from hub.ratelimits.outbound import Limits
 from hub.runtime.db import write
 from hub.runtime.periodic import Periodic
@@ -84,11 +84,19 @@ def _redact(
         with write(engine) as conn:
             ids = [r[0] for r in conn.execute(chunk)]
             if ids:
-                conn.execute(
+                redacted = conn.execute(
                     update(events)
                     .where(events.c.id.in_(ids), events.c.status.in_(statuses))
-                    .values(body=b"", redacted_at=now)
+                    .values(redacted_at=now)
+                    .returning(events.c.id)
                 )
+                emptied = [r[0] for r in redacted]
+                if emptied:
+                    conn.execute(
+                        update(event_bodies)
+                        .where(event_bodies.c.event_id.in_(emptied))
+                        .values(body=b"")
+                    )
         total += len(ids)
         if len(ids) < CHUNK:
             return total

@@ -27,7 +27,7 @@ from hub.events.queries import (
     decode_cursor,
     encode_cursor,
 )
-from hub.events.store import events
+from hub.events.store import event_bodies, events, with_bodies
 from integrations.base import Malformed
 from integrations.payloads import decode
 
@@ -97,8 +97,10 @@ def search_events(
     """Newest first, as `EventQueries.list_events`. Raises BadCursor like it."""
     limit = clamp_limit(limit)
     below = decode_cursor(cursor) if cursor is not None else None
-    stmt = select(*_SUMMARY, events.c.headers, events.c.body).where(
-        *filters.clauses(), *_prefilter(engine, search)
+    stmt = (
+        select(*_SUMMARY, events.c.headers, event_bodies.c.body)
+        .select_from(with_bodies)
+        .where(*filters.clauses(), *_prefilter(engine, search))
     )
     found: list[EventRow] = []
     scanned = 0
@@ -142,9 +144,9 @@ def _has_bytes(engine: Engine, needle: bytes) -> ColumnElement[bool]:
         escaped = needle.replace(b"\\", b"\\\\").replace(b"%", b"\\%").replace(b"_", b"\\_")
         pattern = literal(b"%" + escaped + b"%", LargeBinary)
         # op(): SQLAlchemy's like() is for strings only; PostgreSQL has bytea LIKE bytea.
-        return events.c.body.op("LIKE", is_comparison=True)(pattern)
+        return event_bodies.c.body.op("LIKE", is_comparison=True)(pattern)
     # SQLite's instr() compares blobs byte for byte (LIKE would fold ASCII case).
-    return func.instr(events.c.body, literal(needle, LargeBinary)) > 0
+    return func.instr(event_bodies.c.body, literal(needle, LargeBinary)) > 0
 
 
 def _leaves(value: Any) -> Iterator[str]:

@@ -1,4 +1,5 @@
-"""The hot path's one statement, written as SQL: a multi-row INSERT of a commit batch.
+"""The hot path's statements, written as SQL: multi-row INSERTs of a commit batch, events and
+their bodies (event_bodies: a row apart, so that the event's changes of status never copy it).
 
 SQLAlchemy's insertmanyvalues runs each row's values through its type processors (three
 datetimes and a JSON column per row); here the batch-wide values (times, deadline, status)
@@ -35,7 +36,6 @@ COLUMNS = (
     "deadline",
     "runs",
     "headers",
-    "body",
 )
 
 PG_EXISTING = (
@@ -144,10 +144,10 @@ class BatchInsert:
                 return {row[0] for row in cur.fetchall()}
         when, due = _sqlite_time(plan.now), _sqlite_time(plan.deadline)
         flat: list[Any] = []
-        for eid, provider, delivery_id, type_, status, deadline, headers, body in plan.rows:
+        for eid, provider, delivery_id, type_, status, deadline, headers, _body in plan.rows:
             flat += (eid, provider, delivery_id, type_, status, when, when)
             flat += (due if deadline is not None else None, 0)
-            flat += (orjson.dumps(headers).decode(), body)
+            flat.append(orjson.dumps(headers).decode())
         # The driver's cursor directly: SQLAlchemy's execution context per statement costs
         # as much as the insert itself at this size (the transaction is still its own).
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -158,10 +158,15 @@ class BatchInsert:
             cursor.execute(_sqlite(len(plan.rows)), flat)
             ours = [row[0] for row in plan.rows]
             if cursor.rowcount == len(ours):
-                return set(ours)
-            # Some deliveries were there already (retries): which of our ids were stored.
-            found = cursor.execute(_sqlite_stored(len(ours)), ours)
-            return {row[0] for row in found}
+                stored = set(ours)
+            else:
+                # Some deliveries were there already (retries): which of our ids were stored.
+                found = cursor.execute(_sqlite_stored(len(ours)), ours)
+                stored = {row[0] for row in found}
+            bodies = [v for row in plan.rows if row[0] in stored for v in (row[0], row[7])]
+            if bodies:
+                cursor.execute(_sqlite_bodies(len(bodies) // 2), bodies)
+            return stored
         finally:
             cursor.close()
 
@@ -176,16 +181,33 @@ def _postgres(count: int) -> str:
     # Native $n placeholders (RawCursor): psycopg sends the text as is, where %s past 50
     # parameters would be re-parsed per call. Measured against a single statement over
     # unnest()ed arrays: psycopg dumps array parameters in Python, 49 µs a row against 11.
+    # Events and their bodies in one statement: the bodies of the rows the INSERT stored (not
+    # of a retry's, which stored nothing). The VALUES list names its types: nothing else
+    # tells PostgreSQL what a NULL deadline is.
     values = []
     for row in range(count):
         n = row * 10
-        marks = ", ".join(f"${n + i}" for i in range(1, 9))
-        values.append(f"({marks}, 0, ${n + 9}::jsonb, ${n + 10})")
+        marks = ", ".join(f"${n + i}::{t}" for i, t in enumerate(_PG_TYPES, start=1))
+        values.append(f"({marks})")
+    new = ", ".join((*COLUMNS[:8], "headers", "body"))
     return (
-        f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES "
-        + ", ".join(values)
-        + " ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id"
+        f"WITH new ({new}) AS (VALUES {', '.join(values)}), "
+        f"stored AS (INSERT INTO events ({', '.join(COLUMNS)}) "
+        f"SELECT {', '.join(COLUMNS[:8])}, 0, headers FROM new "
+        "ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id) "
+        "INSERT INTO event_bodies (event_id, body) "
+        "SELECT new.id, new.body FROM new JOIN stored ON stored.id = new.id RETURNING event_id"
     )
+
+
+# id, provider, delivery_id, type, status, received_at, updated_at, deadline, headers, body
+_PG_TYPES = ("text", "text", "text", "text", "text", "timestamptz", "timestamptz",
+             "timestamptz", "jsonb", "bytea")  # fmt: skip
+
+
+@lru_cache(maxsize=512)
+def _sqlite_bodies(count: int) -> str:
+    return "INSERT INTO event_bodies (event_id, body) VALUES " + ", ".join(["(?, ?)"] * count)
 
 
 @lru_cache(maxsize=512)

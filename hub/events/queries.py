@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
 from hub.events.ids import id_floor
 from hub.events.models import Status, as_utc
-from hub.events.store import attempts, events
+from hub.events.store import attempts, event_bodies, events, with_bodies
 
 MAX_LIMIT = 500
 _EVENT_ID = re.compile(r"evt_[0-9A-HJKMNP-TV-Z]{26}")
@@ -144,7 +144,11 @@ class EventQueries:
 
     def get_event(self, event_id: str) -> StoredEvent | None:
         """The event and its attempts, read in one transaction so they agree."""
-        head = select(*_SUMMARY, events.c.headers, events.c.body).where(events.c.id == event_id)
+        head = (
+            select(*_SUMMARY, events.c.headers, event_bodies.c.body)
+            .select_from(with_bodies)
+            .where(events.c.id == event_id)
+        )
         tries = (
             select(*_ATTEMPT)
             .where(attempts.c.event_id == event_id)

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 from hub.events.batch_insert import BatchInsert, InsertPlan, NewEvent, Stored
-from hub.events.models import ACTIVE, Attempt, Event, Status, utcnow
+from hub.events.models import ACTIVE, Attempt, Event, EventBody, Status, utcnow
 from hub.runtime.db import write
 from hub.runtime.rows import insert_rows
 
@@ -33,6 +33,9 @@ from hub.runtime.rows import insert_rows
 __all__ = ["AttemptRecord", "Claimed", "EventStore", "NewEvent", "Stored", "Timing"]
 
 events: Table = Event.__table__  # type: ignore[attr-defined]
+event_bodies: Table = EventBody.__table__  # type: ignore[attr-defined]
+# The events with their bodies, for the reads that need both (every event has its body row).
+with_bodies = events.join(event_bodies, event_bodies.c.event_id == events.c.id)
 attempts: Table = Attempt.__table__  # type: ignore[attr-defined]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select
 from hub.config import Settings
 from hub.events.ids import id_floor
 from hub.events.models import utcnow
-from hub.events.store import events
+from hub.events.store import event_bodies, events, with_bodies
 from hub.rules.compiled import TemplateFailed
 from hub.rules.judge import Verdict, judge
 from hub.rules.state import RuleSet
@@ -140,7 +140,8 @@ def preview(
 
 def _stored(engine: Engine, since: datetime, scope: Scope, out: Preview) -> Any:
     stmt = select(events.c.id, events.c.provider, events.c.type, events.c.headers,
-                  events.c.body).where(events.c.id >= id_floor(since))  # fmt: skip
+                  event_bodies.c.body).select_from(with_bodies).where(
+        events.c.id >= id_floor(since))  # fmt: skip
     if scope.provider:
         stmt = stmt.where(events.c.provider == scope.provider)
     if scope.type:

@@ -10,7 +10,8 @@ deployment's tables (`--no-analyze`: as stored), the workers started, and once
 every one of them polls Redis, the ids handed to the queue as the API does and timed until
 every event is settled. (Timed from the first settle instead, a small backlog measured the
 processes' start-up: the first one up settled while the others were still importing.) The
-machine's cores bound the scaling: on two cores, four processes cannot beat two."""
+machine's cores bound the scaling: on two cores, four processes cannot beat two. Bodies are
+the size providers send them (as_sent.py): 2-4 KB Stripe events, 5 KB pings."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+import as_sent  # noqa: E402  (tests/bench, the script's directory)
 
 from hub.config import Settings  # noqa: E402
 from hub.container import build  # noqa: E402
@@ -64,42 +67,42 @@ def events(n: int, mix: str = "mix", keys: int = 50) -> list[NewEvent]:
         return [failed_payment(i % keys) for i in range(n)]
     if mix == "openings":
         return [new_dispute() for _ in range(n)]
+    ping_headers = {"content-type": "application/json", "x-github-event": "ping"}
+    repo = as_sent.repository(payloads.repository("bench-org/payments"))
     out = []
     for i in range(n):
         if mix == "pings" or i % 5 == 0:
-            body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": i}).encode()
-            headers = {"content-type": "application/json", "x-github-event": "ping"}
-            out.append(NewEvent("github", str(uuid.uuid4()), "ping", headers, body))
+            ping = {"zen": "Keep it logically awesome.", "hook_id": i, "repository": repo}
+            body = json.dumps(ping, separators=(",", ":")).encode()
+            out.append(NewEvent("github", str(uuid.uuid4()), "ping", ping_headers, body))
         else:
-            eid = f"evt_{uuid.uuid4().hex[:24]}"
-            event = {"id": eid, "object": "event", "type": "payment_intent.succeeded"}
-            headers = {"content-type": "application/json"}
-            body = json.dumps(event).encode()
-            out.append(NewEvent("stripe", eid, "payment_intent.succeeded", headers, body))
+            out.append(stripe("payment_intent.succeeded", succeeded_intent()))
     return out
+
+
+def stripe(kind: str, obj: dict[str, Any], account: str | None = None) -> NewEvent:
+    """As Stripe sends it: every field of the object, pretty-printed (as_sent.py)."""
+    event_id = f"evt_{uuid.uuid4().hex[:24]}"
+    event = payloads.stripe_event(kind, obj, account=account, event_id=event_id)
+    body = json.dumps(event, indent=2).encode()
+    return NewEvent("stripe", event_id, kind, {"content-type": "application/json"}, body)
+
+
+def succeeded_intent() -> dict[str, Any]:
+    intent = payloads.payment_intent_failed(intent_id=f"pi_{uuid.uuid4().hex[:16]}")
+    intent |= {"amount_received": intent["amount"], "last_payment_error": None}
+    return as_sent.payment_intent(intent | {"status": "succeeded"})
 
 
 def failed_payment(account: int) -> NewEvent:
     intent = payloads.payment_intent_failed(intent_id=f"pi_{uuid.uuid4().hex[:16]}")
-    event = payloads.stripe_event(
-        "payment_intent.payment_failed",
-        intent,
-        account=f"acct_drain{account}",
-        event_id=f"evt_{uuid.uuid4().hex[:24]}",
-    )
-    body = json.dumps(event).encode()
-    headers = {"content-type": "application/json"}
-    return NewEvent("stripe", str(event["id"]), str(event["type"]), headers, body)
+    obj = as_sent.payment_intent(intent)
+    return stripe("payment_intent.payment_failed", obj, account=f"acct_drain{account}")
 
 
 def new_dispute() -> NewEvent:
-    obj = payloads.dispute(dispute_id=f"dp_{uuid.uuid4().hex[:24]}")
-    event = payloads.stripe_event(
-        "charge.dispute.created", obj, event_id=f"evt_{uuid.uuid4().hex[:24]}"
-    )
-    body = json.dumps(event).encode()
-    headers = {"content-type": "application/json"}
-    return NewEvent("stripe", str(event["id"]), str(event["type"]), headers, body)
+    obj = as_sent.dispute(payloads.dispute(dispute_id=f"dp_{uuid.uuid4().hex[:24]}"))
+    return stripe("charge.dispute.created", obj)
 
 
 def fresh_postgres() -> Settings:

@@ -159,30 +159,40 @@ def seed_history(mode: str, db: str, n: int) -> None:
             (f"evt_00{i:024d}", "stripe", f"{HISTORY}{i}",
              "payment_intent.payment_failed" if i % 5 == 0 else "payment_intent.succeeded",
              "processed" if i % 5 == 0 else "ignored", when, when, 1 if i % 5 == 0 else 0,
-             '{"content-type": "application/json"}', body.encode())
+             '{"content-type": "application/json"}')
             for i, when in zip(range(n), at, strict=True)
         )  # fmt: skip
         with closing(sqlite3.connect(db, timeout=30)) as conn:
             conn.executemany(
                 "INSERT INTO events (id, provider, delivery_id, type, status, received_at,"
-                " updated_at, runs, headers, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated_at, runs, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
+            )
+            conn.execute(
+                "INSERT INTO event_bodies (event_id, body) SELECT id, CAST(? AS BLOB)"
+                " FROM events WHERE delivery_id LIKE ?",
+                (body, f"{HISTORY}%"),
             )
             conn.commit()
         return
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO events (id, provider, delivery_id, type, status, received_at,"
-            " updated_at, runs, headers, body)"
+            " updated_at, runs, headers)"
             " SELECT 'evt_00' || lpad(i::text, 24, '0'), 'stripe', %(prefix)s || i,"
             " CASE WHEN i %% 5 = 0 THEN 'payment_intent.payment_failed'"
             " ELSE 'payment_intent.succeeded' END,"
             " CASE WHEN i %% 5 = 0 THEN 'processed' ELSE 'ignored' END,"
             " now() - interval '30 days' + i * interval '1 ms',"
             " now() - interval '30 days' + i * interval '1 ms',"
-            ' CASE WHEN i %% 5 = 0 THEN 1 ELSE 0 END, \'{"content-type": "application/json"}\','
-            " convert_to(%(body)s, 'UTF8') FROM generate_series(0, %(n)s - 1) AS i",
-            {"prefix": HISTORY, "body": body, "n": n},
+            ' CASE WHEN i %% 5 = 0 THEN 1 ELSE 0 END, \'{"content-type": "application/json"}\''
+            " FROM generate_series(0, %(n)s - 1) AS i",
+            {"prefix": HISTORY, "n": n},
+        )
+        conn.execute(
+            "INSERT INTO event_bodies (event_id, body) SELECT id, convert_to(%(body)s, 'UTF8')"
+            " FROM events WHERE delivery_id LIKE %(prefix)s",
+            {"prefix": f"{HISTORY}%", "body": body},
         )
         conn.execute("ANALYZE")
 

@@ -19,7 +19,7 @@ from handlers.context import WorkflowContext
 from handlers.dispatch import route_events
 from handlers.routing_table import ROUTES
 from handlers.triggers.current import BUDGET, MAX_WAIT_S
-from hub.events.store import attempts, events
+from hub.events.store import attempts, event_bodies, events, with_bodies
 from hub.ratelimits.outbound import LocalLimits
 from integrations.signing import signature_headers
 from integrations.stripe import StripeEndpoint
@@ -214,7 +214,11 @@ def test_a_thin_event_is_stored_raw_and_decided_from_its_fetched_object(keyed, f
     body = thin_event("v1.charge.dispute.created", DISPUTE_REF, context="acct_1Conn")
     event_id = receive_thin(keyed, body)
     with keyed.engine.connect() as conn:
-        stored = conn.execute(select(events).where(events.c.id == event_id)).one()
+        stored = conn.execute(
+            select(events, event_bodies.c.body)
+            .select_from(with_bodies)
+            .where(events.c.id == event_id)
+        ).one()
     assert bytes(stored.body) == body and stored.type == "v1.charge.dispute.created"
     (incident,) = live(keyed)
     assert incident.key == f"stripe:dispute:{DISPUTE_ID}" and "fraudulent" in incident.title
