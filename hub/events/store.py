@@ -9,14 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Connection,
     Engine,
     Integer,
-    String,
     Table,
     and_,
-    any_,
     bindparam,
     case,
     or_,
@@ -27,7 +24,7 @@ from sqlalchemy import (
 from hub.events.batch_insert import BatchInsert, InsertPlan, NewEvent, Stored
 from hub.events.models import ACTIVE, Attempt, Event, EventBody, Status, utcnow
 from hub.runtime.db import write
-from hub.runtime.rows import insert_rows
+from hub.runtime.rows import insert_rows, one_of
 
 # NewEvent and Stored live with the insert that makes them; the store's callers import them here.
 __all__ = ["AttemptRecord", "Claimed", "EventStore", "NewEvent", "Stored", "Timing"]
@@ -76,13 +73,9 @@ class EventStore:
     def __post_init__(self) -> None:
         # Statements are built once: constructing SQLAlchemy expressions per call costs more
         # than running them. `p_*` are the bound values.
-        if self.engine.dialect.name == "postgresql":
-            # One array parameter: the same statement text for any number of ids, so the
-            # driver and the server parse and plan it once.
-            listed: Any = events.c.id == any_(bindparam("p_ids", type_=ARRAY(String)))
-        else:
-            listed = events.c.id.in_(bindparam("p_ids", expanding=True))
         dialect = self.engine.dialect.name
+        # One parameter: the same statement text for any number of ids (rows.py).
+        listed = one_of(events.c.id, "p_ids", dialect)
         ids = _locked(listed, dialect, skip=False)
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
@@ -91,7 +84,7 @@ class EventStore:
         # as a scan of the whole table, so every redelivery read every stored event.
         self._existing = select(events.c.delivery_id, events.c.id).where(
             events.c.provider == bindparam("p_provider"),
-            events.c.delivery_id.in_(bindparam("p_deliveries", expanding=True)),
+            one_of(events.c.delivery_id, "p_deliveries", dialect),
         )
         moved: dict[str, Any] = {
             "updated_at": bindparam("p_now"),
@@ -127,10 +120,7 @@ class EventStore:
         # An event no workflow wants goes straight to `ignored` in the same UPDATE: most
         # webhooks need nothing done, and one row version per event is half the writes.
         kind = events.c.provider + ":" + events.c.type
-        if self.engine.dialect.name == "postgresql":
-            routed: Any = kind == any_(bindparam("p_routed", type_=ARRAY(String)))
-        else:
-            routed = kind.in_(bindparam("p_routed", expanding=True))
+        routed = one_of(kind, "p_routed", dialect)
         self._claim_routed = claim.values(
             status=case((routed, Status.PROCESSING), else_=Status.IGNORED),
             runs=events.c.runs + 1,

@@ -1,8 +1,8 @@
 """Statements over many rows at once, for the workers' batches of 200 events.
 
-`one_of`: on PostgreSQL a list is one array parameter (`= ANY`), where SQLAlchemy's
-expanding IN renders (and psycopg converts, and the server parses and plans) a new text for
-every length and every call.
+`one_of`: a list is one parameter whatever its length: on PostgreSQL an array (`= ANY`), on
+SQLite a JSON array read back by `json_each`. SQLAlchemy's expanding IN renders a new text
+for every call (and psycopg converts, and the server parses and plans it; SQLite prepares it).
 
 `insert_rows`: the per-event records (attempts, incident links), 200 of each a drained
 batch, and a batch's new incidents with their timeline lines, owed calls and watermarks.
@@ -24,8 +24,22 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import psycopg
-from sqlalchemy import ARRAY, ColumnElement, Connection, Table, any_, bindparam, insert
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    TypeDecorator,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 
 # PostgreSQL takes at most 65,535 parameters in one statement.
@@ -35,8 +49,27 @@ MAX_PARAMS = 65_535
 def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
     """`column IN (the list bound as `name`)`, for a statement built once per dialect."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+        # text[], not varchar(n)[]: a cast to the column's length would cut a longer value
+        # short (and `provider || ':' || type` takes the length of `provider`).
+        element = String() if _is_text(column) else column.type
+        return column == any_(bindparam(name, type_=ARRAY(element)))
+    listed = func.json_each(bindparam(name, type_=_JsonList()))
+    return column.in_(select(literal_column("value")).select_from(listed))
+
+
+class _JsonList(TypeDecorator[Any]):
+    """A list bound as JSON text by orjson (the JSON type's json.dumps is several times slower)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return orjson.dumps(list(value)).decode()
+
+
+def _is_text(column: ColumnElement[Any]) -> bool:
+    # sqlmodel's AutoString is a TypeDecorator over String, not a String.
+    return isinstance(getattr(column.type, "impl_instance", column.type), String)
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
