@@ -114,11 +114,17 @@ def test_a_bad_stripe_signature_is_one_line_naming_provider_endpoint_reason_and_
 
 def test_a_flood_of_1000_bad_signatures_is_ten_lines(client, log):
     body, headers = bad_stripe()
+    started = time.monotonic()
     for _ in range(1000):
         assert client.post("/webhooks/stripe", content=body, headers=headers).status_code == 401
+    elapsed = time.monotonic() - started
     written = log.all()
-    assert len(written) == 10
     assert {line["error"] for line in written} == {"unauthorized"}
+    if elapsed < 10:  # one window: ten lines, and its summary not due yet
+        assert len(written) == 10
+    else:  # a slow machine: each 10 s window writes ten lines and then one summary
+        windows = int(elapsed // 10) + 1
+        assert 10 <= len(written) <= 11 * windows, (len(written), elapsed)
 
 
 def test_held_back_lines_become_one_summary_line_and_one_row(settings, log):
