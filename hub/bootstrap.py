@@ -26,7 +26,8 @@ from hub.ingest.rejections import RejectionLog
 from hub.ratelimits.inbound import RateLimits
 from hub.rules.preview import Catalogue
 from hub.rules.state import RulesInForce
-from hub.runtime.db import checkpointer, is_sqlite, prioritise_writes
+from hub.runtime.checkpoint import checkpointer
+from hub.runtime.db import is_sqlite, prioritise_writes
 from hub.runtime.queue import SHARED_DATABASE_HOLD_S, Enqueuer
 from hub.web.app import Service, build_api
 

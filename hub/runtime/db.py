@@ -14,7 +14,6 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
-from hub.runtime.periodic import Periodic
 from hub.runtime.priority import ProcessPriority
 
 log = logging.getLogger(__name__)
@@ -98,6 +97,11 @@ API_FIRST_POLL_S = 0.0005
 
 def _lock_file(path: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def write_gate(engine: Engine) -> WriteGate | None:
+    """The gate SQLite's writers take (None for PostgreSQL)."""
+    return _gates.get(engine)
 
 
 def prioritise_writes(engine: Engine) -> None:
@@ -193,16 +197,3 @@ def write(engine: Engine) -> Iterator[Connection]:
         return
     with gate, engine.begin() as conn:
         yield conn
-
-
-def checkpointer(engine: Engine, interval_s: float = 1.0) -> Periodic:
-    """Copies SQLite's WAL back into the database file every `interval_s`, off the hot path.
-
-    With auto-checkpointing, the commit that crosses 1000 WAL pages does the copy (and its
-    fsync) itself while holding the write lock, and every webhook waiting on it stalls."""
-
-    def checkpoint(mode: str = "PASSIVE") -> None:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
-
-    return Periodic("checkpoint", interval_s, checkpoint, last=lambda: checkpoint("TRUNCATE"))
