@@ -211,8 +211,17 @@ def post_all(settings: Settings, requests: list[tuple[bytes, dict[str, str]]]) -
 def test_hub_worker_on_sigterm_finishes_what_it_runs_and_gives_back_the_rest(
     prod_settings, hub_worker
 ):
-    pings = [github_request("ping", {"zen": "z", "hook_id": 1}) for _ in range(60)]
-    post_all(prod_settings, pings)
+    # Six groups, far enough apart to go out as six messages (a message carries the ids
+    # that came within one hold): two run on the worker's two threads, the rest wait behind
+    # them. Posted at once, the 60 could all go out in one message on a fast host, and
+    # then nothing was left to give back.
+    with TestClient(create_app(prod_settings)) as client:
+        for _ in range(6):
+            for _ in range(10):
+                body, headers = github_request("ping", {"zen": "z", "hook_id": 1})
+                assert client.post("/webhooks/github", content=body, headers=headers).is_success
+            time.sleep(0.2)
+    assert len(messages_in_queue(prod_settings)) >= 3
     # Recording outcomes waits on this lock: the worker is caught mid-message when signalled.
     lock = psycopg.connect(prod_settings.database_url.replace("+psycopg", ""), autocommit=False)
     lock.execute("LOCK TABLE attempts IN EXCLUSIVE MODE")
