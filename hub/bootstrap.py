@@ -23,10 +23,11 @@ from hub.ingest.committer import GroupCommitter, in_thread
 from hub.ingest.meter import IngressMeter
 from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
 from hub.ingest.rejections import RejectionLog
+from hub.observability.sqlite_wal import WalCollector
 from hub.ratelimits.inbound import RateLimits
 from hub.rules.preview import Catalogue
 from hub.rules.state import RulesInForce
-from hub.runtime.checkpoint import checkpointer
+from hub.runtime.checkpoint import WalState, checkpointer
 from hub.runtime.db import is_sqlite, prioritise_writes
 from hub.runtime.queue import SHARED_DATABASE_HOLD_S, Enqueuer
 from hub.web.app import Service, build_api
@@ -53,7 +54,9 @@ def create_app_from(container: Container) -> ASGIApp:
     services: list[Service] = [RulesWatch(container.rules), sweeper]
     if is_sqlite(settings.database_url):
         prioritise_writes(container.engine)
-        services.append(checkpointer(container.engine))
+        wal = WalState(container.engine.url.database or "")
+        services.append(checkpointer(container.engine, state=wal))
+        container.metrics.registry.register(WalCollector(wal))
     # Events are stored as `queued`, since the hand-off follows the commit at once; only a
     # failed hand-off writes again, to bring them back within seconds (store.requeue_soon).
     if settings.redis_url and not is_sqlite(settings.database_url):

@@ -14,7 +14,7 @@ import time
 
 from hub.events.models import Status
 from hub.events.store import EventStore, NewEvent
-from hub.runtime.checkpoint import checkpointer
+from hub.runtime.checkpoint import WalState, checkpointer
 from hub.runtime.db import make_engine
 
 # A Stripe event at the size Stripe sends a succeeded payment (~2 KB: half a page).
@@ -38,7 +38,8 @@ def test_the_wal_starts_over_under_a_steady_stream_of_commits(sqlite_url: str) -
     assert path is not None
     store = EventStore(engine)
     # 64 frames (256 KB) rather than 16 MB, so that a few seconds of writes show it.
-    job = checkpointer(engine, interval_s=0.02, restart_frames=64)
+    state = WalState(path)
+    job = checkpointer(engine, interval_s=0.02, restart_frames=64, state=state)
     job.start()
     writer = threading.Thread(target=_write_steadily, args=(store, EVENTS))
     started = time.monotonic()
@@ -50,10 +51,13 @@ def test_the_wal_starts_over_under_a_steady_stream_of_commits(sqlite_url: str) -
     engine.dispose()
 
     assert not writer.is_alive()
+    assert state.restarts > 0  # what /metrics shows as hub_sqlite_wal_restarts_total
     written = EVENTS * len(BODY)
     # The WAL file never shrinks (SQLite reuses it), so its size is the most it ever held.
-    # Without the restarts it holds every frame written: more than the bodies themselves.
-    assert wal < written / 4, (
+    # A WAL that never starts over holds every frame written, every body at least once: the
+    # old checkpointer left 3.8 times the bodies. Here 15-37 MB for 235 MB on an idle
+    # machine, 110 MB with the rest of the suite running beside it.
+    assert wal < written, (
         f"WAL {wal / 1e6:.1f} MB after {written / 1e6:.1f} MB of bodies in {elapsed:.1f} s"
     )
     # Nothing is lost on the way: every event is there, body and all.

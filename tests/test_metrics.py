@@ -115,6 +115,14 @@ def test_the_ingress_counts_every_answer_and_times_it(client):
     assert counts == sorted(counts)  # cumulative
 
 
+def test_the_embedded_database_shows_its_wal(client):
+    assert post(client, "/webhooks/stripe", stripe_request(stripe_event())) == 200
+    samples = scrape(client)
+    # The WAL holds the event until a checkpoint copies it back; the file keeps its size.
+    assert value(samples, "hub_sqlite_wal_bytes") > 4096
+    assert ("hub_sqlite_wal_restarts_total", frozenset()) in samples
+
+
 def test_status_gauges_and_embedded_worker_counters_match_the_database(sqlite_url):
     # 0: the settled history counted at every scrape too, so every gauge is exact.
     settings = make_settings(sqlite_url, metrics_history_max_age_s=0)

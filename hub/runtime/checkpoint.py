@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
@@ -42,16 +43,34 @@ SHORT_FRAMES = 256
 CATCH_UP_PASSES = 8
 
 
+@dataclass
+class WalState:
+    """What /metrics shows of the WAL (hub/observability/sqlite_wal.py)."""
+
+    path: str
+    restarts: int = 0  # times this process made the WAL start over
+
+    def size(self) -> int:
+        try:
+            return os.path.getsize(f"{self.path}-wal")
+        except OSError:  # none yet, or removed when the last connection closed
+            return 0
+
+
 def checkpointer(
-    engine: Engine, interval_s: float = 1.0, *, restart_frames: int = RESTART_FRAMES
+    engine: Engine,
+    interval_s: float = 1.0,
+    *,
+    restart_frames: int = RESTART_FRAMES,
+    state: WalState | None = None,
 ) -> Periodic:
     """Every `interval_s`, copy the WAL back; past `restart_frames`, make it start over."""
 
     def tick() -> None:
         with engine.connect() as conn:
             frames = _pass(conn)
-            if frames >= restart_frames:
-                _start_over(engine, conn, frames)
+            if frames >= restart_frames and _start_over(engine, conn, frames) and state:
+                state.restarts += 1
 
     def last() -> None:
         with engine.connect() as conn:
@@ -62,14 +81,15 @@ def checkpointer(
 
 def _pass(conn: Connection, mode: str = "PASSIVE") -> int:
     """One checkpoint; the frames the WAL held when it began."""
-    _busy, frames, _copied = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").one()
+    _, frames, _ = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").one()
     return int(frames)
 
 
-def _start_over(engine: Engine, conn: Connection, frames: int) -> None:
+def _start_over(engine: Engine, conn: Connection, frames: int) -> bool:
+    """Whether every frame was copied back with no writer behind: the next one starts over."""
     gate = write_gate(engine)
     if gate is None:
-        return
+        return False
     for _ in range(CATCH_UP_PASSES):
         now = _pass(conn)
         _sync(engine.url.database)
@@ -78,12 +98,19 @@ def _start_over(engine: Engine, conn: Connection, frames: int) -> None:
         frames = now
     with gate:
         held = time.perf_counter()
-        _pass(conn)
+        busy = _busy(conn)
     log.debug(
         "WAL made to start over at %d frames; write gate held %.1f ms",
         frames,
         (time.perf_counter() - held) * 1000,
     )
+    return not busy
+
+
+def _busy(conn: Connection) -> bool:
+    """A pass that could not copy every frame (a reader still needs some)."""
+    busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    return bool(busy) or copied < frames
 
 
 def _sync(path: str | None) -> None:
