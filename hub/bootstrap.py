@@ -27,7 +27,7 @@ from hub.observability.sqlite_wal import WalCollector
 from hub.ratelimits.inbound import RateLimits
 from hub.rules.preview import Catalogue
 from hub.rules.state import RulesInForce
-from hub.runtime.checkpoint import WalState, checkpointer
+from hub.runtime.checkpoint import checkpointer
 from hub.runtime.db import is_sqlite, prioritise_writes
 from hub.runtime.queue import SHARED_DATABASE_HOLD_S, Enqueuer
 from hub.web.app import Service, build_api
@@ -54,9 +54,8 @@ def create_app_from(container: Container) -> ASGIApp:
     services: list[Service] = [RulesWatch(container.rules), sweeper]
     if is_sqlite(settings.database_url):
         prioritise_writes(container.engine)
-        wal = WalState(container.engine.url.database or "")
-        services.append(checkpointer(container.engine, state=wal))
-        container.metrics.registry.register(WalCollector(wal))
+        services.append(checkpointer(container.engine))
+        container.metrics.registry.register(WalCollector(container.engine.url.database or ""))
     # Events are stored as `queued`, since the hand-off follows the commit at once; only a
     # failed hand-off writes again, to bring them back within seconds (store.requeue_soon).
     if settings.redis_url and not is_sqlite(settings.database_url):
