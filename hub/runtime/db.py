@@ -99,11 +99,6 @@ def _lock_file(path: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
-def write_gate(engine: Engine) -> WriteGate | None:
-    """The gate SQLite's writers take (None for PostgreSQL)."""
-    return _gates.get(engine)
-
-
 def prioritise_writes(engine: Engine) -> None:
     """This process answers webhooks: its SQLite writers go before a worker process's."""
     gate = _gates.get(engine)
