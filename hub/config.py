@@ -133,7 +133,8 @@ class Settings(BaseSettings):
     # 0.92-1.02x, 13.5-18.2 ms, and the backlog (7,000 events) drained within 3 s of the
     # load stopping. Under a load that never lets up, the backlog waits. While the embedded
     # worker process holds SQLite's write lock it runs at the API's priority where the OS
-    # allows it (CAP_SYS_NICE): the API may be waiting for that lock.
+    # allows it (CAP_SYS_NICE): the API may be waiting for that lock; with that, 19 puts it in
+    # Linux's idle class instead, which takes less of a busy core (hub/runtime/priority.py).
     worker_nice: int | None = None
     # An event stuck in `processing` longer than this is taken back by the sweeper: a worker
     # that died mid-event must not wait for Dramatiq's 60 s heartbeat plus a random pass.

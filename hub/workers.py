@@ -33,7 +33,7 @@ from hub.runtime.db import raise_while_writing
 from hub.runtime.logs import configure_logging, lean_records
 from hub.runtime.periodic import Periodic
 from hub.runtime.pipe_broker import PipeBroker, SharedWaiting, read_frames, write_frames
-from hub.runtime.priority import ProcessPriority
+from hub.runtime.priority import below
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +230,13 @@ def _embedded_child(
     """The embedded worker process: its own container and connections, and the API's
     count of unfinished messages (so the API can tell when its workers are idle)."""
     stopping = _stop_on_signals(reloads_elsewhere=True)
-    started = nicer = os.getpriority(os.PRIO_PROCESS, 0)
-    with contextlib.suppress(OSError):  # the whole process: every thread it will start
-        os.setpriority(os.PRIO_PROCESS, 0, started + settings.nice(embedded_process=True))
-        nicer = os.getpriority(os.PRIO_PROCESS, 0)  # clamped at 19
+    # Before any other thread starts: they all inherit it.
+    priority = below(settings.nice(embedded_process=True))
     if configure_logging(settings):
         lean_records()
     parent = os.getppid()
     container = build(settings, waiting=SharedWaiting(waiting))
-    raise_while_writing(container.engine, ProcessPriority(started, nicer))
+    raise_while_writing(container.engine, priority)
     stub = container.broker
     assert isinstance(stub, StubBroker)
     worker = start_worker(container, threads, nice_threads=False)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from hub.runtime.db import WriteGate
-from hub.runtime.priority import ProcessPriority
+from hub.runtime.priority import ProcessPriority, below
 from tests.conftest import make_settings
 from tests.handlers import payloads as p
 from tests.serving import group_alive
@@ -76,14 +76,24 @@ def nice_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def policy_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+
+
 def test_hub_serve_runs_the_workflows_in_a_child_process_and_counts_them(sqlite_url, serve):
     settings = make_settings(sqlite_url, embedded_workers="process")
     hub = serve(settings)
     wait_for(lambda: len(children(hub.proc.pid)) == 1, 30, "the worker process")
     (worker,) = children(hub.proc.pid)
-    # Lower CPU priority than the API, which answers senders (set as the process starts).
-    nicer = min(19, nice_of(hub.proc.pid) + 19)  # the embedded process's default
-    wait_for(lambda: nice_of(worker) == nicer, 30, f"the worker process at nice {nicer}")
+    # Lower CPU priority than the API, which answers senders (set as the process starts):
+    # the idle class where it may raise itself back while it writes (root here), else the
+    # lowest nice value.
+    if os.geteuid() == 0:
+        wait_for(lambda: policy_of(worker) == os.SCHED_IDLE, 30, "the worker in the idle class")
+        assert nice_of(worker) == nice_of(hub.proc.pid)
+    else:
+        nicer = min(19, nice_of(hub.proc.pid) + 19)  # the embedded process's default
+        wait_for(lambda: nice_of(worker) == nicer, 30, f"the worker process at nice {nicer}")
 
     deliver(hub.port, n_failed=40, n_ignored=20)
     wait_for(lambda: not ACTIVE & set(counts(settings)), 30, "every event settled")
@@ -190,6 +200,24 @@ def _write_at_priority(path: str, out: Any) -> None:
     idle.set()
 
 
+def _policies() -> set[int]:
+    return {os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")}
+
+
+def _write_in_the_idle_class(path: str, out: Any) -> None:
+    """In a process of its own: the embedded worker process's default (nice 19 asked)."""
+    priority = below(19)
+    idle = threading.Event()
+    threading.Thread(target=idle.wait, daemon=True).start()  # started after: inherits it
+    gate = WriteGate(path)
+    gate.priority = priority
+    before = (_policies(), _nices())
+    with gate:
+        holding = (_policies(), _nices())
+    out.put((before, holding, (_policies(), _nices())))
+    idle.set()
+
+
 def _refused(out: Any) -> None:
     """Without CAP_SYS_NICE (as `nobody` when the tests run as root)."""
     if os.geteuid() == 0:
@@ -227,6 +255,35 @@ def test_the_worker_process_holds_the_write_lock_at_the_api_priority(tmp_path):
     assert before == {started + 10}
     assert holding == {started}
     assert after == {started + 10}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="leaving the idle class needs CAP_SYS_NICE (root)")
+def test_the_worker_process_waits_in_the_idle_class_and_writes_at_the_api_priority(tmp_path):
+    # Nice 19 still takes a share of the API's busy core; the idle class only what the API
+    # leaves. Every thread goes back to the normal class while it holds the write lock.
+    started = os.getpriority(os.PRIO_PROCESS, 0)
+    before, holding, after = _in_process(_write_in_the_idle_class, str(tmp_path / "hub.db"))
+    assert before == ({os.SCHED_IDLE}, {started})
+    assert holding == ({os.SCHED_OTHER}, {started})
+    assert after == before
+
+
+def _below_without_privilege(out: Any) -> None:
+    if os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+    started = os.getpriority(os.PRIO_PROCESS, 0)
+    priority = below(19)
+    out.put((started, priority.enabled, _policies(), _nices()))
+
+
+def test_a_worker_process_that_could_not_leave_the_idle_class_is_niced_instead():
+    # In the idle class and unable to leave it, it would hold the API's writes until the
+    # API's core fell idle: without the privilege it gets the lowest nice value instead.
+    started, enabled, policies, nices = _in_process(_below_without_privilege)
+    assert not enabled
+    assert policies == {os.SCHED_OTHER}
+    assert nices == {min(19, started + 19)}
 
 
 def test_a_worker_process_that_may_not_raise_its_priority_stays_low():
