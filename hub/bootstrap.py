@@ -23,6 +23,7 @@ from hub.ingest.committer import GroupCommitter, in_thread
 from hub.ingest.meter import IngressMeter
 from hub.ingest.pg_writer import AsyncPostgresWriter, conninfo
 from hub.ingest.rejections import RejectionLog
+from hub.ingest.sqlite_writer import SqliteWriter
 from hub.observability.sqlite_wal import WalCollector
 from hub.ratelimits.inbound import RateLimits
 from hub.rules.preview import Catalogue
@@ -146,7 +147,8 @@ def _admin_tokens_exist(container: Container) -> bool:
 def _committer(container: Container, enqueuer: Enqueuer) -> GroupCommitter:
     settings, store = container.settings, container.store
     if is_sqlite(settings.database_url):
-        insert, close = in_thread(lambda batch: store.insert(batch, Status.QUEUED))
+        sqlite = SqliteWriter(container.engine, store.plan_insert, Status.QUEUED)
+        insert, close = in_thread(sqlite, on_close=sqlite.close)
         return GroupCommitter(insert, enqueuer.submit, max_in_flight=1, on_close=close)
     writer = AsyncPostgresWriter(conninfo(settings.database_url), store.plan_insert, Status.QUEUED)
     return GroupCommitter(writer, enqueuer.submit, max_in_flight=2, on_close=writer.close)

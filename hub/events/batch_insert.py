@@ -19,7 +19,7 @@ import orjson
 import psycopg
 from sqlalchemy import Connection
 
-from hub.events.ids import new_event_id
+from hub.events.ids import new_event_ids
 from hub.events.models import Status
 
 # (id, provider, delivery_id, type, status, deadline, headers, body)
@@ -75,14 +75,14 @@ class InsertPlan:
         cls, batch: Sequence[NewEvent], status: str, now: datetime, deadline: datetime
     ) -> InsertPlan:
         # Ids carry received_at's millisecond, so time filters can be id ranges (queries.py).
-        now_ms = int(now.timestamp() * 1000)
+        ids = new_event_ids(len(batch), int(now.timestamp() * 1000))
         first: dict[tuple[str, str], str] = {}
         rows = []
-        for ev in batch:
+        for ev, eid in zip(batch, ids, strict=True):
             key = (ev.provider, ev.delivery_id)
             if key in first:
                 continue  # a repeat inside the same batch (Slack retries race the original)
-            first[key] = eid = new_event_id(now_ms)
+            first[key] = eid
             state, due = (status, deadline) if ev.routed else (Status.IGNORED, None)
             row = (eid, ev.provider, ev.delivery_id, ev.type, state, due, ev.headers, ev.body)
             rows.append(row)
@@ -142,38 +142,60 @@ class BatchInsert:
             with psycopg.RawCursor(driver) as cur:
                 cur.execute(*plan.pg_insert())
                 return {row[0] for row in cur.fetchall()}
-        when, due = _sqlite_time(plan.now), _sqlite_time(plan.deadline)
-        flat: list[Any] = []
-        for eid, provider, delivery_id, type_, status, deadline, headers, _body in plan.rows:
-            flat += (eid, provider, delivery_id, type_, status, when, when)
-            flat += (due if deadline is not None else None, 0)
-            flat.append(orjson.dumps(headers).decode())
         # The driver's cursor directly: SQLAlchemy's execution context per statement costs
         # as much as the insert itself at this size (the transaction is still its own).
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            # No RETURNING: the driver lets go of the GIL for every row a statement returns,
-            # and each time takes it back from a busy event loop while this transaction
-            # holds SQLite's one writer. The count tells whether every row went in.
-            cursor.execute(_sqlite(len(plan.rows)), flat)
-            ours = [row[0] for row in plan.rows]
-            if cursor.rowcount == len(ours):
-                stored = set(ours)
-            else:
-                # Some deliveries were there already (retries): which of our ids were stored.
-                found = cursor.execute(_sqlite_stored(len(ours)), ours)
-                stored = {row[0] for row in found}
-            bodies = [v for row in plan.rows if row[0] in stored for v in (row[0], row[7])]
-            if bodies:
-                cursor.execute(_sqlite_bodies(len(bodies) // 2), bodies)
-            return stored
+            return sqlite_insert(cursor, plan)
         finally:
             cursor.close()
 
 
+def sqlite_insert(cursor: Any, plan: InsertPlan) -> set[str]:
+    """The plan's rows on a sqlite3 cursor, in the caller's transaction; the ids inserted."""
+    when, due = _sqlite_time(plan.now), _sqlite_time(plan.deadline)
+    flat: list[Any] = []
+    for eid, provider, delivery_id, type_, status, deadline, headers, _body in plan.rows:
+        flat += (eid, provider, delivery_id, type_, status, when, when)
+        flat += (due if deadline is not None else None, 0)
+        flat.append(orjson.dumps(headers).decode())
+    # No RETURNING: the driver lets go of the GIL for every row a statement returns, and
+    # each time takes it back from a busy event loop while this transaction holds SQLite's
+    # one writer. The count tells whether every row went in.
+    cursor.execute(_sqlite(len(plan.rows)), flat)
+    ours = [row[0] for row in plan.rows]
+    if cursor.rowcount == len(ours):
+        stored = set(ours)
+    else:
+        # Some deliveries were there already (retries): which of our ids were stored.
+        found = cursor.execute(_sqlite_stored(len(ours)), ours)
+        stored = {row[0] for row in found}
+    bodies = [v for row in plan.rows if row[0] in stored for v in (row[0], row[7])]
+    if bodies:
+        cursor.execute(_sqlite_bodies(len(bodies) // 2), bodies)
+    return stored
+
+
+SQLITE_EXISTING = (
+    "SELECT delivery_id, id FROM events WHERE provider = ? "
+    "AND delivery_id IN (SELECT value FROM json_each(?))"
+)
+
+
+def sqlite_existing(cursor: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The stored ids of deliveries that were already there (redeliveries)."""
+    found: dict[tuple[str, str], str] = {}
+    for provider in sorted({p for p, _ in keys}):
+        deliveries = orjson.dumps([d for p, d in keys if p == provider]).decode()
+        rows = cursor.execute(SQLITE_EXISTING, (provider, deliveries))
+        found |= {(provider, d): i for d, i in rows}
+    return found
+
+
 def _sqlite_time(value: datetime) -> str:
-    # SQLAlchemy's SQLite DATETIME storage format (UTC, offset dropped), so both agree.
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # SQLAlchemy's SQLite DATETIME storage format (UTC, offset dropped), so both agree;
+    # isoformat: 1.8 us against strftime("%Y-%m-%d %H:%M:%S.%f")'s 2.4, twice a batch.
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @lru_cache(maxsize=512)

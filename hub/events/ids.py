@@ -18,6 +18,20 @@ def new_event_id(now_ms: int | None = None) -> str:
     return _encode((ms << 80) | int.from_bytes(os.urandom(10), "big"))
 
 
+def new_event_ids(count: int, now_ms: int) -> list[str]:
+    """`count` ids of one millisecond, as `new_event_id(now_ms)` makes them, at a fraction of
+    the cost (a group commit names every event of its batch): the millisecond's ten
+    characters once, and the random sixteen from one read of the OS's random source, each
+    byte's low five bits through a table (256 is a multiple of 32: every character as
+    likely). One id at a time cost the commit thread a fifth of its Python (py-spy)."""
+    prefix = "evt_" + _encode(now_ms << 80)[4:14]
+    chars = os.urandom(16 * count).translate(_RANDOM_CHARS).decode("ascii")
+    return [prefix + chars[i : i + 16] for i in range(0, 16 * count, 16)]
+
+
+_RANDOM_CHARS = bytes(ord(_ALPHABET[b & 31]) for b in range(256))
+
+
 def id_floor(when: datetime) -> str:
     """The smallest id an event received at `when` can have: time filters become ranges on
     the primary key, so `received_at` needs no index of its own on the write path."""

@@ -88,8 +88,10 @@ class GroupCommitter:
 
 def in_thread(
     insert: Callable[[Sequence[NewEvent]], list[Stored]],
+    on_close: Callable[[], None] | None = None,
 ) -> tuple[Insert, Callable[[], Awaitable[None]]]:
-    """A blocking insert (SQLite) run on a thread of its own; the awaitable insert and its close."""
+    """A blocking insert (SQLite) run on a thread of its own; the awaitable insert and its
+    close, which calls `on_close` once the last batch has finished."""
     executor = ThreadPoolExecutor(1, thread_name_prefix="hub-commit")
 
     async def run(batch: Sequence[NewEvent]) -> list[Stored]:
@@ -97,5 +99,7 @@ def in_thread(
 
     async def close() -> None:
         executor.shutdown(wait=True)
+        if on_close is not None:
+            on_close()
 
     return run, close

@@ -181,6 +181,18 @@ def read(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def gated(engine: Engine) -> Iterator[None]:
+    """SQLite's write gate alone (nothing elsewhere), for a writer that keeps a connection of
+    its own (the ingress's, hub/ingest/sqlite_writer.py) and begins and commits on it."""
+    gate = _gates.get(engine)
+    if gate is None:
+        yield
+        return
+    with gate:
+        yield
+
+
+@contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """A write transaction. SQLite has one writer: its threads queue on a Python lock here,
     because SQLite's own busy handler sleeps in steps of up to 100 ms and would put those
