@@ -6,8 +6,9 @@ load the hub answers many senders per commit instead of queueing them behind one
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 
 from hub.events.store import NewEvent, Stored
 
@@ -91,15 +92,64 @@ def in_thread(
     on_close: Callable[[], None] | None = None,
 ) -> tuple[Insert, Callable[[], Awaitable[None]]]:
     """A blocking insert (SQLite) run on a thread of its own; the awaitable insert and its
-    close, which calls `on_close` once the last batch has finished."""
-    executor = ThreadPoolExecutor(1, thread_name_prefix="hub-commit")
+    close, which calls `on_close` once the last batch has finished.
+
+    A queue and `call_soon_threadsafe`, not `run_in_executor`: the executor's submit, its
+    future and the chaining of that future to the loop's cost 66-71 us of CPU a batch
+    against 24-26 here (measured, a batch handed over and answered, both threads counted),
+    most of it Python on the event loop's GIL."""
+    batches: SimpleQueue[_Job | None] = SimpleQueue()
+    thread = threading.Thread(target=_commit_batches, args=(insert, batches), name="hub-commit")
+    thread.daemon = True  # close() ends it; a process that never closes must still exit
+
+    started = False  # at the first batch, as the executor it replaces did
 
     async def run(batch: Sequence[NewEvent]) -> list[Stored]:
-        return await asyncio.get_running_loop().run_in_executor(executor, insert, batch)
+        nonlocal started
+        if not started:
+            thread.start()
+            started = True
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Stored]] = loop.create_future()
+        batches.put((batch, answer, loop))
+        return await answer
 
     async def close() -> None:
-        executor.shutdown(wait=True)
+        if started:
+            batches.put(None)
+            # The committer has awaited every batch in flight: the thread ends at once.
+            thread.join()
         if on_close is not None:
             on_close()
 
     return run, close
+
+
+_Job = tuple[Sequence[NewEvent], "asyncio.Future[list[Stored]]", asyncio.AbstractEventLoop]
+
+
+def _commit_batches(
+    insert: Callable[[Sequence[NewEvent]], list[Stored]], batches: SimpleQueue[_Job | None]
+) -> None:
+    while (job := batches.get()) is not None:
+        batch, answer, loop = job
+        try:
+            result, error = insert(batch), None
+        except BaseException as exc:  # the waiting senders get it (503), as from any insert
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(_settle, answer, result, error)
+        except RuntimeError:  # the loop has closed: nobody is waiting
+            return
+
+
+def _settle(
+    answer: asyncio.Future[list[Stored]], result: list[Stored] | None, error: BaseException | None
+) -> None:
+    if answer.cancelled():
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        assert result is not None
+        answer.set_result(result)
