@@ -40,7 +40,7 @@ class SqliteWriter:
     def __call__(self, batch: Sequence[NewEvent]) -> list[Stored]:
         plan = self._plan(batch, self._status)
         with gated(self._engine):
-            conn = self._conn or self._engine.raw_connection()
+            conn = self._conn if self._conn is not None else self._engine.raw_connection()
             self._conn = None  # kept again only once this batch is committed
             try:
                 cursor = conn.cursor()
