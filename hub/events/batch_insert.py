@@ -150,6 +150,23 @@ class BatchInsert:
         finally:
             cursor.close()
 
+    def existing(
+        self, conn: Connection, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """The stored ids of deliveries that were already there (redeliveries)."""
+        if not keys:
+            return {}
+        driver: Any = conn.connection.driver_connection
+        if self.postgres:
+            with psycopg.RawCursor(driver) as cur:
+                cur.execute(PG_EXISTING, pg_existing_params(keys))
+                return {(p, d): i for p, d, i in cur.fetchall()}
+        cursor = driver.cursor()
+        try:
+            return sqlite_existing(cursor, keys)
+        finally:
+            cursor.close()
+
 
 def sqlite_insert(cursor: Any, plan: InsertPlan) -> set[str]:
     """The plan's rows on a sqlite3 cursor, in the caller's transaction; the ids inserted."""
@@ -183,7 +200,9 @@ SQLITE_EXISTING = (
 
 
 def sqlite_existing(cursor: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The stored ids of deliveries that were already there (redeliveries)."""
+    """The stored ids of deliveries that were already there (redeliveries). One provider at
+    a time: SQLite (3.40) plans `(provider, delivery_id) IN (VALUES ...)` as a scan of the
+    whole table, so every redelivery read every stored event."""
     found: dict[tuple[str, str], str] = {}
     for provider in sorted({p for p, _ in keys}):
         deliveries = orjson.dumps([d for p, d in keys if p == provider]).decode()

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Engine,
     Integer,
     Table,
@@ -80,12 +79,6 @@ class EventStore:
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
         self._insert = BatchInsert(self.engine.dialect.name)
-        # One provider at a time: SQLite (3.40) plans `(provider, delivery_id) IN (VALUES ...)`
-        # as a scan of the whole table, so every redelivery read every stored event.
-        self._existing = select(events.c.delivery_id, events.c.id).where(
-            events.c.provider == bindparam("p_provider"),
-            one_of(events.c.delivery_id, "p_deliveries", dialect),
-        )
         moved: dict[str, Any] = {
             "updated_at": bindparam("p_now"),
             "deadline": bindparam("p_deadline"),
@@ -157,19 +150,8 @@ class EventStore:
         plan = self.plan_insert(batch, status)
         with write(self.engine) as conn:
             inserted = self._insert(conn, plan)
-            existing = self._existing_ids(conn, plan.missing(inserted))
+            existing = self._insert.existing(conn, plan.missing(inserted))
         return plan.answers(inserted, existing)
-
-    def _existing_ids(
-        self, conn: Connection, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], str]:
-        """The stored ids of deliveries that were already there (redeliveries)."""
-        found: dict[tuple[str, str], str] = {}
-        for provider in sorted({p for p, _ in keys}):
-            deliveries = [d for p, d in keys if p == provider]
-            params = {"p_provider": provider, "p_deliveries": deliveries}
-            found |= {(provider, d): i for d, i in conn.execute(self._existing, params)}
-        return found
 
     def plan_insert(self, batch: Sequence[NewEvent], status: Status) -> InsertPlan:
         """The rows a batch becomes; shared by this sync path and the ingress's async one."""

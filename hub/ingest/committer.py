@@ -102,20 +102,16 @@ def in_thread(
     thread = threading.Thread(target=_commit_batches, args=(insert, batches), name="hub-commit")
     thread.daemon = True  # close() ends it; a process that never closes must still exit
 
-    started = False  # at the first batch, as the executor it replaces did
-
     async def run(batch: Sequence[NewEvent]) -> list[Stored]:
-        nonlocal started
-        if not started:
+        if thread.ident is None:  # started at the first batch, as the executor it replaces
             thread.start()
-            started = True
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[Stored]] = loop.create_future()
         batches.put((batch, answer, loop))
         return await answer
 
     async def close() -> None:
-        if started:
+        if thread.ident is not None:
             batches.put(None)
             # The committer has awaited every batch in flight: the thread ends at once.
             thread.join()

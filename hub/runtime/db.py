@@ -182,8 +182,8 @@ def read(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def gated(engine: Engine) -> Iterator[None]:
-    """SQLite's write gate alone (nothing elsewhere), for a writer that keeps a connection of
-    its own (the ingress's, hub/ingest/sqlite_writer.py) and begins and commits on it."""
+    """SQLite's write gate (nothing elsewhere): `write` takes it, and so does a writer that
+    keeps a connection of its own (the ingress's, hub/ingest/sqlite_writer.py)."""
     gate = _gates.get(engine)
     if gate is None:
         yield
@@ -197,10 +197,5 @@ def write(engine: Engine) -> Iterator[Connection]:
     """A write transaction. SQLite has one writer: its threads queue on a Python lock here,
     because SQLite's own busy handler sleeps in steps of up to 100 ms and would put those
     sleeps straight into the webhook answer times."""
-    gate = _gates.get(engine)
-    if gate is None:
-        with engine.begin() as conn:
-            yield conn
-        return
-    with gate, engine.begin() as conn:
+    with gated(engine), engine.begin() as conn:
         yield conn
