@@ -19,6 +19,7 @@ from hub.cli.demo_payloads import SLACK_USER
 from hub.config import Settings
 from hub.events.models import Event
 from hub.incidents.models import Incident, TimelineEntry
+from hub.runtime.http_protocol import IMPORT_PATH
 from tests.conftest import settings_env
 from tests.test_incident_flow import rows
 
@@ -29,7 +30,8 @@ STEPS = 1 + FAILED_PAYMENTS + 2 + 1  # dispute, payments, CI red and green, the 
 def hub_url(settings: Settings) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
+    config = uvicorn.Config(create_app(settings), http=IMPORT_PATH, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -35,6 +35,8 @@ def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from hub.runtime import http_protocol
+
     # uvicorn drains on SIGTERM, then restores the handler it found and raises the signal
     # again, so with the default handler every clean drain ended "killed by SIGTERM" (exit
     # 143, which Kubernetes records as reason Error and compose as a failed exit). This
@@ -47,7 +49,8 @@ def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with an answer's head and body written to the socket at once.
+        http=http_protocol.IMPORT_PATH,
         # One line per webhook costs more CPU than verifying it; errors are still logged.
         access_log=args.access_log,
         proxy_headers=True,

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.runtime.db import make_engine
+from hub.runtime.http_protocol import IMPORT_PATH
 from tests.conftest import ADMIN_TOKEN, ROOT, make_settings
 from tests.fakes.slack import SlackServer
 from tests.serving import free_port
@@ -70,7 +71,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iter
         )
         port = free_port()
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning"
+            create_app(settings), host="127.0.0.1", port=port, http=IMPORT_PATH, log_level="warning"
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
