@@ -87,3 +87,16 @@ def test_a_batch_finishing_after_its_loop_has_gone_ends_the_thread_quietly(
         threading.Event().wait(0.05)
     assert not any(t.name == "hub-commit" for t in threading.enumerate())
     assert unhandled == []
+
+
+def test_a_committer_serves_the_loop_it_is_called_on() -> None:
+    """It keeps the loop it first ran on (a lookup per delivery costs a system call on 3.11),
+    so a later loop, as a test client or a restarted server makes, must replace it."""
+
+    async def insert(batch: list[NewEvent]) -> list[Stored]:
+        return [Stored("id_" + e.delivery_id, duplicate=False) for e in batch]
+
+    committer = GroupCommitter(insert, lambda ids: None)
+    for i in range(2):
+        stored = asyncio.run(committer.submit(ev(f"evt_{i}")))
+        assert stored.event_id == f"id_evt_{i}"

@@ -35,9 +35,14 @@ class GroupCommitter:
         self._pending: list[tuple[NewEvent, asyncio.Future[Stored]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, event: NewEvent) -> Stored:
-        loop = asyncio.get_running_loop()
+        # The loop is looked up once, not per delivery: on Python 3.11 every
+        # get_running_loop() is a getpid() system call (its check for a fork).
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Stored] = loop.create_future()
         self._pending.append((event, waiter))
         if not self._scheduled and len(self._in_flight) < self._max_in_flight:
