@@ -153,6 +153,20 @@ def test_a_stream_goes_out_as_it_is_sent() -> None:
     assert (first + rest).endswith(b"6\r\nsecond\r\n0\r\n\r\n")
 
 
+def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
+    """curl sends `Expect: 100-continue` with larger bodies and waits for the interim answer
+    (about a second) before sending the body: the interim answer must not be held back."""
+    with serving(HttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), 5) as c:
+        c.sendall(
+            b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+        )
+        interim = read_until(c, b"\r\n\r\n")
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        c.sendall(b"{}")
+        answer = read_until(c, BODY)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 class FakeTransport:
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes]] = []
