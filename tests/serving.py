@@ -9,13 +9,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 from hub.config import Settings
+from hub.runtime.http_protocol import IMPORT_PATH
 from tests.conftest import settings_env
 from tests.test_services import wait_for
 
@@ -64,6 +70,28 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Settings], Serve]]:
         if hub.proc.poll() is None:
             os.killpg(hub.proc.pid, signal.SIGKILL)
             hub.proc.wait(timeout=10)
+
+
+@contextmanager
+def uvicorn_thread(app: Any, *, http: Any = IMPORT_PATH, start_s: float = 30) -> Iterator[int]:
+    """An ASGI app served by uvicorn on a thread of this process, on a free port (yielded),
+    with `hub serve`'s HTTP protocol unless told otherwise; stopped on leaving."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, http=http, loop="uvloop", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_s
+    while not server.started:
+        assert thread.is_alive(), "uvicorn failed to start (see the log)"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
 
 
 def ready(hub: Serve) -> bool:

@@ -4,13 +4,10 @@ in-process workers), driven through the CLI exactly as a user runs it."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from hub.bootstrap import create_app
 from hub.cli import main as cli
@@ -19,8 +16,8 @@ from hub.cli.demo_payloads import SLACK_USER
 from hub.config import Settings
 from hub.events.models import Event
 from hub.incidents.models import Incident, TimelineEntry
-from hub.runtime.http_protocol import IMPORT_PATH
 from tests.conftest import settings_env
+from tests.serving import uvicorn_thread
 from tests.test_incident_flow import rows
 
 STEPS = 1 + FAILED_PAYMENTS + 2 + 1  # dispute, payments, CI red and green, the button
@@ -28,20 +25,8 @@ STEPS = 1 + FAILED_PAYMENTS + 2 + 1  # dispute, payments, CI red and green, the 
 
 @pytest.fixture
 def hub_url(settings: Settings) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(create_app(settings), http=IMPORT_PATH, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the hub did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=20)
-    sock.close()
+    with uvicorn_thread(create_app(settings)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -8,16 +8,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import pytest
-import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as StockProtocol
 
 from hub.runtime.http_protocol import CoalescingTransport, HttpToolsProtocol
+from tests.serving import uvicorn_thread
 
 BODY = b'{"event_id":"evt_1","duplicate":false}'
 released = threading.Event()  # the streaming route's second chunk waits for it
@@ -70,23 +69,12 @@ class StockRecorded(StockProtocol):
 
 
 @contextmanager
-def serving(protocol: type[asyncio.Protocol]) -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=protocol, loop="uvloop", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+def connected(protocol: type[asyncio.Protocol] = HttpToolsProtocol) -> Iterator[socket.socket]:
+    with (
+        uvicorn_thread(app, http=protocol) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as conn,
+    ):
+        yield conn
 
 
 def request(path: str = "/", *, close: bool = False) -> bytes:
@@ -110,7 +98,10 @@ def read_until(conn: socket.socket, data: bytes, count: int = 1) -> bytes:
 def test_an_answer_is_one_write(protocol: Any, writes_per_answer: int) -> None:
     """Stock uvicorn writes head and body apart (the case this protocol exists for)."""
     protocol.writes.clear()
-    with serving(protocol) as port, socket.create_connection(("127.0.0.1", port), 5) as conn:
+    with (
+        uvicorn_thread(app, http=protocol) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as conn,
+    ):
         for _ in range(3):
             conn.sendall(request())
             answer = read_until(conn, BODY)
@@ -121,7 +112,10 @@ def test_an_answer_is_one_write(protocol: Any, writes_per_answer: int) -> None:
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:
-    with serving(HttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), 5) as c:
+    with (
+        uvicorn_thread(app, http=HttpToolsProtocol) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as c,
+    ):
         c.sendall(request("/a") + request("/b") + request("/c", close=True))
         answers = b""
         while chunk := c.recv(65536):  # the server closes after the third
@@ -132,7 +126,10 @@ def test_pipelined_requests_are_answered_in_order() -> None:
 
 
 def test_connection_close_sends_the_answer_before_closing() -> None:
-    with serving(HttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), 5) as c:
+    with (
+        uvicorn_thread(app, http=HttpToolsProtocol) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as c,
+    ):
         c.sendall(request(close=True))
         answer = b""
         while chunk := c.recv(65536):
@@ -144,7 +141,10 @@ def test_connection_close_sends_the_answer_before_closing() -> None:
 
 def test_a_stream_goes_out_as_it_is_sent() -> None:
     released.clear()
-    with serving(HttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), 5) as c:
+    with (
+        uvicorn_thread(app, http=HttpToolsProtocol) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as c,
+    ):
         c.sendall(request("/stream"))
         first = read_until(c, b"first;")  # times out (5 s) if the chunk were held back
         released.set()
@@ -156,7 +156,10 @@ def test_a_stream_goes_out_as_it_is_sent() -> None:
 def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
     """curl sends `Expect: 100-continue` with larger bodies and waits for the interim answer
     (about a second) before sending the body: the interim answer must not be held back."""
-    with serving(HttpToolsProtocol) as port, socket.create_connection(("127.0.0.1", port), 5) as c:
+    with (
+        uvicorn_thread(app, http=HttpToolsProtocol) as port,
+        socket.create_connection(("127.0.0.1", port), 5) as c,
+    ):
         c.sendall(
             b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
         )

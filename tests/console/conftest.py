@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlalchemy import Engine
 
 from hub.bootstrap import create_app
 from hub.config import Settings
 from hub.runtime.db import make_engine
-from hub.runtime.http_protocol import IMPORT_PATH
 from tests.conftest import ADMIN_TOKEN, ROOT, make_settings
 from tests.fakes.slack import SlackServer
-from tests.serving import free_port
+from tests.serving import uvicorn_thread
 
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / ".artifacts" / "console"
@@ -69,25 +65,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iter
             slack_api_url=slack.api_url,
             replay_per_second=20.0,
         )
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, http=IMPORT_PATH, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "the console's hub failed to start (see the log)"
-            assert time.monotonic() < deadline, "the console's hub did not start"
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
-        engine = make_engine(settings.database_url)
-        with httpx.Client(base_url=url, timeout=10) as http:
-            yield Hub(url, settings, engine, slack, http)
-        server.should_exit = True
-        thread.join(timeout=15)
-        engine.dispose()
+        with uvicorn_thread(create_app(settings)) as port:
+            url = f"http://127.0.0.1:{port}"
+            engine = make_engine(settings.database_url)
+            with httpx.Client(base_url=url, timeout=10) as http:
+                yield Hub(url, settings, engine, slack, http)
+            engine.dispose()
 
 
 @pytest.fixture
