@@ -73,7 +73,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[[Settings], Serve]]:
 
 
 @contextmanager
-def uvicorn_thread(app: Any, *, http: Any = IMPORT_PATH, start_s: float = 30) -> Iterator[int]:
+def uvicorn_thread(app: Any, *, http: Any = IMPORT_PATH) -> Iterator[int]:
     """An ASGI app served by uvicorn on a thread of this process, on a free port (yielded),
     with `hub serve`'s HTTP protocol unless told otherwise; stopped on leaving."""
     sock = socket.socket()
@@ -81,7 +81,7 @@ def uvicorn_thread(app: Any, *, http: Any = IMPORT_PATH, start_s: float = 30) ->
     server = uvicorn.Server(uvicorn.Config(app, http=http, loop="uvloop", log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + start_s
+    deadline = time.monotonic() + 30
     while not server.started:
         assert thread.is_alive(), "uvicorn failed to start (see the log)"
         assert time.monotonic() < deadline, "uvicorn did not start"

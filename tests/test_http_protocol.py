@@ -98,10 +98,7 @@ def read_until(conn: socket.socket, data: bytes, count: int = 1) -> bytes:
 def test_an_answer_is_one_write(protocol: Any, writes_per_answer: int) -> None:
     """Stock uvicorn writes head and body apart (the case this protocol exists for)."""
     protocol.writes.clear()
-    with (
-        uvicorn_thread(app, http=protocol) as port,
-        socket.create_connection(("127.0.0.1", port), 5) as conn,
-    ):
+    with connected(protocol) as conn:
         for _ in range(3):
             conn.sendall(request())
             answer = read_until(conn, BODY)
@@ -112,10 +109,7 @@ def test_an_answer_is_one_write(protocol: Any, writes_per_answer: int) -> None:
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:
-    with (
-        uvicorn_thread(app, http=HttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port), 5) as c,
-    ):
+    with connected() as c:
         c.sendall(request("/a") + request("/b") + request("/c", close=True))
         answers = b""
         while chunk := c.recv(65536):  # the server closes after the third
@@ -126,10 +120,7 @@ def test_pipelined_requests_are_answered_in_order() -> None:
 
 
 def test_connection_close_sends_the_answer_before_closing() -> None:
-    with (
-        uvicorn_thread(app, http=HttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port), 5) as c,
-    ):
+    with connected() as c:
         c.sendall(request(close=True))
         answer = b""
         while chunk := c.recv(65536):
@@ -141,10 +132,7 @@ def test_connection_close_sends_the_answer_before_closing() -> None:
 
 def test_a_stream_goes_out_as_it_is_sent() -> None:
     released.clear()
-    with (
-        uvicorn_thread(app, http=HttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port), 5) as c,
-    ):
+    with connected() as c:
         c.sendall(request("/stream"))
         first = read_until(c, b"first;")  # times out (5 s) if the chunk were held back
         released.set()
@@ -156,10 +144,7 @@ def test_a_stream_goes_out_as_it_is_sent() -> None:
 def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
     """curl sends `Expect: 100-continue` with larger bodies and waits for the interim answer
     (about a second) before sending the body: the interim answer must not be held back."""
-    with (
-        uvicorn_thread(app, http=HttpToolsProtocol) as port,
-        socket.create_connection(("127.0.0.1", port), 5) as c,
-    ):
+    with connected() as c:
         c.sendall(
             b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
         )
