@@ -111,13 +111,19 @@ class InsertPlan:
         """The PostgreSQL statement and its parameters: one multi-row INSERT, one round trip."""
         params: list[Any] = []
         now = self.now
+        # The deadline as text, so a NULL one (an ignored event) and a set one are the same
+        # parameter type: psycopg prepares a statement per (text, parameter types), and with
+        # routed and ignored events mixed each batch had its own pattern of types, so the
+        # statement was parsed and planned at every batch (`$8::timestamptz` reads the text).
+        due = self.deadline.isoformat()
         # In key order: two APIs given the same deliveries (a retry racing its original) in
         # different orders each waited on the other's unique-index entry, a deadlock that
         # PostgreSQL broke by failing one batch (503s, seen once in CI's scale-out test).
         for eid, provider, delivery_id, type_, status, deadline, headers, body in sorted(
             self.rows, key=_by_key
         ):
-            params += (eid, provider, delivery_id, type_, status, now, now, deadline)
+            params += (eid, provider, delivery_id, type_, status, now, now)
+            params.append(None if deadline is None else due)
             params += (orjson.dumps(headers).decode(), body)
         return _postgres(len(self.rows)), params
 
