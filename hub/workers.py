@@ -193,7 +193,7 @@ class ChildWorkers:
             # One-way pipes, (receiving end, sending end): frames to the child, counts back.
             child_frames, frames = self._spawn.Pipe(duplex=False)
             counts, child_counts = self._spawn.Pipe(duplex=False)
-            waiting = self._broker.waiting.value
+            waiting = self._broker.waiting.slots
             args = (self._container.settings, self._threads, child_frames, child_counts, waiting)
             child = self._spawn.Process(target=_embedded_child, args=args, name="hub-worker")
             child.start()
@@ -210,8 +210,7 @@ class ChildWorkers:
             child.join(timeout=5)
             log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
             # What it held is lost with it; the sweeper sends those events again.
-            with self._broker.waiting.value.get_lock():
-                self._broker.waiting.value.value = 0
+            self._broker.waiting.reset()
 
     def _merge_counts(self, conn: Connection) -> None:
         counters = self._container.metrics.counters
@@ -235,7 +234,7 @@ def _embedded_child(
     if configure_logging(settings):
         lean_records()
     parent = os.getppid()
-    container = build(settings, waiting=SharedWaiting(waiting))
+    container = build(settings, waiting=SharedWaiting(waiting, SharedWaiting.CHILD))
     raise_while_writing(container.engine, priority)
     stub = container.broker
     assert isinstance(stub, StubBroker)

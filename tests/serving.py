@@ -45,15 +45,21 @@ class Serve:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[[Settings], Serve]]:
     """Start `hub serve` as production does (the installed CLI, its own process group),
-    in a directory of its own so that no developer's .env is read."""
+    in a directory of its own so that no developer's .env is read. Waits for /readyz."""
     started: list[Serve] = []
 
-    def start(settings: Settings) -> Serve:
+    def start(settings: Settings, *, plain_uvicorn: bool = False) -> Serve:
+        """`plain_uvicorn`: `uvicorn --factory hub.bootstrap:create_app` instead, as the
+        README allows."""
         port = free_port()
         log = tmp_path / f"serve-{len(started)}.log"
+        command = ["-m", "hub.cli", "serve", "--port", str(port)]
+        if plain_uvicorn:
+            command = ["-m", "uvicorn", "--factory", "hub.bootstrap:create_app"]
+            command += ["--port", str(port)]
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "serve", "--port", str(port)],
+                [sys.executable, *command],
                 env=settings_env(settings),
                 cwd=tmp_path,
                 stdout=out,

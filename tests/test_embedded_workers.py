@@ -291,3 +291,42 @@ def test_a_worker_process_that_may_not_raise_its_priority_stays_low():
     assert not enabled
     assert raised == {started + 10}  # no thread left raised by a partial attempt
     assert after == {started + 10}
+
+
+def _finish_in_child(slots: Any, n: int) -> None:
+    from hub.runtime.pipe_broker import SharedWaiting
+
+    waiting = SharedWaiting(slots, SharedWaiting.CHILD)
+    threads = [
+        threading.Thread(target=lambda: [waiting._add(-1) for _ in range(n // 4)]) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_the_api_sees_what_its_worker_process_finished_in_its_backlog():
+    """The Enqueuer's backlog: sends counted by the API's threads, finishes by the worker
+    process's threads, on counts shared between the two processes."""
+    from hub.runtime.pipe_broker import SharedWaiting
+    from hub.runtime.queue import shared_counts
+
+    slots = shared_counts()
+    api = SharedWaiting(slots, SharedWaiting.API)
+    senders = [
+        threading.Thread(target=lambda: [api._add(1) for _ in range(2_000)]) for _ in range(4)
+    ]
+    child = multiprocessing.get_context("spawn").Process(
+        target=_finish_in_child, args=(slots, 6_000)
+    )
+    child.start()
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert api.count == 8_000 - 6_000
+    api.reset()
+    assert api.count == 0

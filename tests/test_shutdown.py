@@ -163,6 +163,27 @@ def test_hub_serve_exits_0_on_sigterm_while_idle_and_on_sigint(sqlite_url, serve
         wait_for(lambda p=hub.proc.pid: not group_alive(p), 10, "no process of hub serve left")
 
 
+def test_plain_uvicorn_stops_on_sigterm_without_leaving_anything_behind(sqlite_url, serve):
+    """`uvicorn --factory hub.bootstrap:create_app`, the embedded default: uvicorn ends by
+    raising SIGTERM again, so the process dies of it without running its exit handlers.
+    Nothing it made may need them: multiprocessing's tracker warned of a leaked semaphore
+    (the API's count shared with its worker process) at every such stop."""
+    settings = make_settings(sqlite_url, embedded_workers="process")
+    hub = serve(settings, plain_uvicorn=True)
+    body, headers = stripe_request(stripe_event())
+    conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=10)
+    conn.request("POST", "/webhooks/stripe", body=body, headers=headers)
+    assert conn.getresponse().status == 200
+    conn.close()
+    hub.proc.send_signal(signal.SIGTERM)
+    hub.proc.wait(timeout=UVICORN_GRACE_S)
+    # The tracker is one of the group, and writes its warnings as it exits.
+    wait_for(lambda p=hub.proc.pid: not group_alive(p), 10, "no process of uvicorn left")
+    output = hub.output()
+    assert "Application shutdown complete" in output, output
+    assert "leaked" not in output and "Traceback" not in output, output
+
+
 # --- hub worker (PostgreSQL + Redis) -------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ import queue
 import struct
 import threading
 from multiprocessing.connection import Connection
-from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 import dramatiq
@@ -30,20 +29,36 @@ _DELAY = struct.Struct("!q")
 
 class SharedWaiting(Waiting):
     """Waiting across the two processes: the API counts what it sends, the worker process
-    what it finishes, on one shared integer, so the API's Enqueuer sees the child's backlog."""
+    what it finishes, so the API's Enqueuer sees the child's backlog.
 
-    def __init__(self, value: Synchronized[int]) -> None:
+    Each process keeps its own net count in its own slot of a shared array (API 0, child 1)
+    under a thread lock of its own, and the backlog is their sum. No slot has two writing
+    processes, so no lock between processes, and so no named semaphore: a process killed by
+    a signal (plain `uvicorn` ends by raising SIGTERM again) left one behind, and
+    multiprocessing's tracker warned of it at every stop."""
+
+    API, CHILD = 0, 1
+
+    def __init__(self, slots: Any, mine: int) -> None:
         super().__init__()
-        self.value = value
+        self.slots = slots
+        self.mine = mine
 
     @property
     def count(self) -> int:
-        # Reset when a worker process dies, so what it held may finish below zero.
-        return max(0, int(self.value.value))
+        # Each slot is one aligned 8-byte word: read whole whatever the other process does.
+        # A reset after a worker process died may leave what it held to finish below zero.
+        return max(0, int(sum(self.slots)))
 
     def _add(self, n: int) -> None:
-        with self.value.get_lock():
-            self.value.value += n
+        with self._lock:
+            self.slots[self.mine] += n
+
+    def reset(self) -> None:
+        """Forget every count; only while no worker process runs (the other slot's writer)."""
+        with self._lock:
+            for slot in range(len(self.slots)):
+                self.slots[slot] = 0
 
 
 class PipeBroker(dramatiq.Broker):

@@ -91,7 +91,7 @@ def build_broker(settings: Settings, waiting: Waiting | None = None) -> dramatiq
         from hub.runtime.pipe_broker import PipeBroker, SharedWaiting
 
         if not isinstance(waiting, SharedWaiting):  # the API process: the child shares it
-            pipe = PipeBroker(SharedWaiting(shared_counter()))
+            pipe = PipeBroker(SharedWaiting(shared_counts(), SharedWaiting.API))
             pipe.declare_queue(settings.queue_name)
             return pipe
     middleware = [
@@ -123,11 +123,12 @@ def build_broker(settings: Settings, waiting: Waiting | None = None) -> dramatiq
     return broker
 
 
-def shared_counter() -> Any:
-    """An integer in shared memory, for the API process and its embedded worker process."""
+def shared_counts() -> Any:
+    """Two integers in shared memory, one for the API process and one for its embedded
+    worker process (pipe_broker.SharedWaiting). Raw: no lock, so no named semaphore."""
     import multiprocessing
 
-    return multiprocessing.get_context("spawn").Value("q", 0)
+    return multiprocessing.get_context("spawn").RawArray("q", 2)
 
 
 class EventQueue:
