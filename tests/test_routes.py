@@ -149,6 +149,25 @@ def test_the_catch_up_walks_a_long_history_in_short_transactions(engine, monkeyp
     assert catch_up(engine, timedelta(0)) == 0
 
 
+def test_a_catch_up_with_nothing_to_take_back_walks_without_taking_the_writer(
+    engine, monkeypatch
+):
+    """The usual case: every API knew the new kinds before their first event. The walk over
+    what was stored since reads; SQLite's one writer, which every webhook's commit waits
+    for, is taken once, to mark the kinds caught up."""
+    monkeypatch.setattr(routed_kinds, "CATCH_UP_CHUNK", 3)
+    publish(engine, ["github:ping"])
+    catch_up(engine, timedelta(0))
+    others = [_store(engine, "stripe:customer.updated", routed=False) for _ in range(10)]
+    publish(engine, ["github:ping", "stripe:payout.failed"])
+    commits: list[int] = []
+    sa_event.listen(engine, "commit", lambda _conn: commits.append(1))
+
+    assert catch_up(engine, timedelta(0)) == 0
+    assert len(commits) == 1
+    assert {rows(engine)[e] for e in others} == {("ignored", 0)}
+
+
 def test_a_rule_glob_takes_back_its_kinds_and_the_api_wants_them(engine):
     """A routing rule's `type: "check_run.*"` is published as a glob: the catch-up takes back
     the kinds it covers (LIKE, with `_` literal, not a wildcard) and the API's table wants
