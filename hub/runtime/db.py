@@ -118,6 +118,10 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+# How long SQLite waits for a lock held by another connection (behind the write gate, rarely).
+BUSY_TIMEOUT_MS = 30_000
+
+
 def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 10) -> Engine:
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -150,7 +154,7 @@ def _tune_sqlite(engine: Engine, synchronous: str) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Checkpoints run on the checkpointer thread, never inside a webhook's commit.
         cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.execute("PRAGMA foreign_keys=ON")
