@@ -30,7 +30,8 @@ def route_events(ctx: WorkflowContext, event_ids: Sequence[str], routes: Routes)
     unrouted = [e.id for e in claimed if not table.get(e.provider, e.type)]
     if unrouted:
         ctx.store.settle(unrouted, Status.IGNORED)
-        claimed = [e for e in claimed if e.id not in set(unrouted)]
+        settled = set(unrouted)
+        claimed = [e for e in claimed if e.id not in settled]
     batch = [e for e in claimed if _batchable(table.get(e.provider, e.type))]
     runs = _run_batch(ctx, batch, table) if batch else {}
     for event in claimed:

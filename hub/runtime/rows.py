@@ -20,6 +20,7 @@ workers' CPU 241-246 -> 182-192 us an event, 3,029-3,705 -> 4,064-4,974 events/s
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -36,7 +37,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
-    insert,
     literal_column,
     select,
 )
@@ -81,11 +81,12 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     # SQLAlchemy's executemany drops a key no column has, silently: a typo is a lost value.
     if unknown := set(columns) - set(table.c.keys()):
         raise ValueError(f"{table.name} has no column {sorted(unknown)}")
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), list(rows))
-        return
-    # What SQLAlchemy would do to each value on the way (JSON columns: psycopg's Jsonb).
+    # What SQLAlchemy would do to each value on the way (JSON columns: psycopg's Jsonb;
+    # SQLite's datetimes as text).
     processors = [table.c[name].type._cached_bind_processor(conn.dialect) for name in columns]
+    if conn.dialect.name != "postgresql":
+        _sqlite_rows(conn, table.name, columns, processors, rows)
+        return
     per_statement = MAX_PARAMS // len(columns)
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
@@ -104,6 +105,35 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
                 # tell a race from a fault by that (handlers/triggers/batch.py runs a batch
                 # that lost a race again; a raw UniqueViolation sent it event by event).
                 raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+
+
+def _sqlite_rows(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    processors: list[Any],
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """sqlite3's executemany on the driver's cursor, in the caller's transaction, without
+    SQLAlchemy's per-row bookkeeping: 200 attempt rows, 8.0 -> 7.0 us a row (most of what is
+    left is the datetimes' conversion to text, the same as SQLAlchemy's)."""
+    params = [
+        tuple(
+            row[name] if process is None else process(row[name])
+            for name, process in zip(columns, processors, strict=True)
+        )
+        for row in rows
+    ]
+    marks = ", ".join("?" * len(columns))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    except sqlite3.Error as exc:
+        # As SQLAlchemy raises it (see the PostgreSQL path).
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
 
 
 @lru_cache(maxsize=256)
