@@ -149,9 +149,7 @@ def test_the_catch_up_walks_a_long_history_in_short_transactions(engine, monkeyp
     assert catch_up(engine, timedelta(0)) == 0
 
 
-def test_a_catch_up_with_nothing_to_take_back_walks_without_taking_the_writer(
-    engine, monkeypatch
-):
+def test_a_catch_up_with_nothing_to_take_back_walks_without_taking_the_writer(engine, monkeypatch):
     """The usual case: every API knew the new kinds before their first event. The walk over
     what was stored since reads; SQLite's one writer, which every webhook's commit waits
     for, is taken once, to mark the kinds caught up."""
