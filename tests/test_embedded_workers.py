@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from hub.runtime.db import WriteGate
+from hub.runtime.pipe_broker import SharedWaiting
 from hub.runtime.priority import ProcessPriority, below
+from hub.runtime.queue import shared_counts
 from tests.conftest import make_settings
 from tests.handlers import payloads as p
 from tests.serving import group_alive
@@ -294,8 +296,6 @@ def test_a_worker_process_that_may_not_raise_its_priority_stays_low():
 
 
 def _finish_in_child(slots: Any, n: int) -> None:
-    from hub.runtime.pipe_broker import SharedWaiting
-
     waiting = SharedWaiting(slots, SharedWaiting.CHILD)
     threads = [
         threading.Thread(target=lambda: [waiting._add(-1) for _ in range(n // 4)]) for _ in range(4)
@@ -309,9 +309,6 @@ def _finish_in_child(slots: Any, n: int) -> None:
 def test_the_api_sees_what_its_worker_process_finished_in_its_backlog():
     """The Enqueuer's backlog: sends counted by the API's threads, finishes by the worker
     process's threads, on counts shared between the two processes."""
-    from hub.runtime.pipe_broker import SharedWaiting
-    from hub.runtime.queue import shared_counts
-
     slots = shared_counts()
     api = SharedWaiting(slots, SharedWaiting.API)
     senders = [

@@ -47,13 +47,14 @@ def checkpointer(engine: Engine, interval_s: float = 1.0) -> Periodic:
 def wal_keeper(engine: Engine) -> Callable[[], None]:
     """One checkpoint pass a call; a truncate once nothing was written since the last call."""
     wal = f"{engine.url.database}-wal"
-    seen = {"frames": -1}
+    last_frames = -1
 
     def tick() -> None:
+        nonlocal last_frames
         busy, frames, copied = checkpoint(engine, "PASSIVE")
         # The same frames as last time, all copied back: no commit since the last pass.
-        idle = busy == 0 and frames == copied == seen["frames"]
-        seen["frames"] = frames
+        idle = busy == 0 and frames == copied == last_frames
+        last_frames = frames
         if idle and _size(wal) > IDLE_TRUNCATE_BYTES:
             truncate(engine)
 
