@@ -5,7 +5,7 @@ back as it went, past PostgreSQL's 65,535 parameters a statement, and a list mat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import (
@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    cast,
+    insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -60,6 +62,28 @@ def test_rows_come_back_as_they_went_in(engine: Engine) -> None:
 def _utc(value: datetime) -> datetime:
     # SQLite keeps UTC without its offset (SQLAlchemy's storage format); PostgreSQL an aware value.
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_datetimes_are_stored_as_sqlalchemy_stores_them(engine: Engine) -> None:
+    # SQLite compares datetimes as text: a row written here must sort and match against one
+    # SQLAlchemy wrote (its own format, whole microseconds, the offset left out).
+    shared = datetime(2026, 12, 6, 1, 2, 3, tzinfo=UTC)
+    values = [
+        shared,
+        shared,  # one object in several rows (a batch's links)
+        datetime(2026, 12, 6, 1, 2, 3, 4, tzinfo=UTC),
+        datetime(2026, 12, 6, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 12, 6),  # naive
+        datetime(5, 1, 1, tzinfo=UTC),
+    ]
+    with engine.begin() as conn:
+        insert_rows(conn, ROWS, [{"name": "rows", "at": v} for v in values])
+        conn.execute(insert(ROWS), [{"name": "sqlalchemy", "at": v} for v in values])
+        text_of = select(ROWS.c.name, cast(ROWS.c.at, Text)).order_by(ROWS.c.id)
+        got = conn.execute(text_of).all()
+    ours = [at for name, at in got if name == "rows"]
+    assert ours == [at for name, at in got if name == "sqlalchemy"]
+    assert len(set(ours)) == len(values) - 1
 
 
 def test_more_rows_than_one_statement_takes(engine: Engine) -> None:

@@ -65,9 +65,8 @@ def judged(
         detail = f"by rule {verdict.suppressed_by}: nothing raised for {trigger.key}"
         return Ran(SUPPRESSED, detail, rule=rule)
     if trigger.change == Change.RESOLVE:  # where it goes was fixed when it opened
-        return dataclasses.replace(
-            trigger, route=dataclasses.replace(default_route(ctx), rule=rule)
-        )
+        route = None if rule is None else dataclasses.replace(default_route(ctx), rule=rule)
+        return _routed(trigger, route)
     route = _route(ctx, verdict, rule)
     if verdict.severity is not None:
         trigger = dataclasses.replace(trigger, severity=Severity(verdict.severity))
@@ -78,7 +77,16 @@ def judged(
         silence = silences.matching(active, facts)
     if silence is not None:
         ctx.metrics.silenced()
-        route = dataclasses.replace(route, silence=(silence.id, silence.ends_at))
+        held_until = (silence.id, silence.ends_at)
+        route = dataclasses.replace(route or default_route(ctx), silence=held_until)
+    return _routed(trigger, route)
+
+
+def _routed(trigger: Trigger, route: Route | None) -> Trigger:
+    """`trigger` to go by `route` (None: the defaults, as a trigger without a route goes).
+    Copied only when that changes it: a burst's every event is judged."""
+    if route == trigger.route:
+        return trigger
     return dataclasses.replace(trigger, route=route)
 
 
@@ -94,10 +102,11 @@ def _raised(raised: Raised, provider: str) -> Trigger:
                    raised.summary, note=note)  # fmt: skip
 
 
-def _route(ctx: WorkflowContext, verdict: Verdict, rule: str | None) -> Route:
-    default = default_route(ctx)
+def _route(ctx: WorkflowContext, verdict: Verdict, rule: str | None) -> Route | None:
+    """Where the verdict sends an incident; None: the defaults, nothing decided."""
     if rule is None and not (verdict.channels or verdict.repo or verdict.mention):
-        return default
+        return None
+    default = default_route(ctx)
     return Route(
         verdict.channels or default.channels,
         verdict.repo or default.repo,
