@@ -86,21 +86,27 @@ def _run_batch(
     items = [(event_id, trigger) for event_id, _, _, trigger in decided]
     outcomes = apply_triggers(ctx, items, [name for _, name, _, _ in decided])
     debug = log.isEnabledFor(logging.DEBUG)
+    # They finished together, when the batch's transaction committed: one datetime for all
+    # (their rows then convert it to text once).
+    end = utcnow()
     for (event_id, name, started, trigger), outcome in zip(decided, outcomes, strict=True):
         rule = trigger.route.rule if trigger.route is not None else None
         if not isinstance(outcome, Exception) and outcome.message == OCCURRENCE and not debug:
             # No line to write (an occurrence is one at DEBUG): no ids to bind for it.
-            ran = _ran(ctx, name, started, event_id, None, quiet=True, rule=rule)
+            ran = _ran(ctx, name, started, event_id, None, quiet=True, rule=rule, end=end)
             runs[event_id].append(ran)
             continue
         with bind(event_id=event_id, workflow=name):
             if isinstance(outcome, Exception):
-                runs[event_id].append(_failed(ctx, name, started, event_id, outcome, rule=rule))
+                failed = _failed(ctx, name, started, event_id, outcome, rule=rule, end=end)
+                runs[event_id].append(failed)
             else:
                 # An incident opened or resolved has its line already, with this workflow's
                 # name on it: not a second one saying the same (each INFO line is ~40 us).
                 quiet = outcome.message == OCCURRENCE or told(outcome)
-                ran = _ran(ctx, name, started, event_id, ran_for(outcome), quiet=quiet, rule=rule)
+                ran = _ran(
+                    ctx, name, started, event_id, ran_for(outcome), quiet=quiet, rule=rule, end=end
+                )
                 runs[event_id].append(ran)
     return runs
 
@@ -128,12 +134,13 @@ def _failed(
     exc: Exception,
     *,
     rule: str | None = None,
+    end: datetime | None = None,
 ) -> AttemptRecord:
     log.warning("workflow %s failed for %s: %s", name, event_id, exc)
     ctx.metrics.attempt(name, ok=False)
     error = f"{type(exc).__name__}: {exc}"
     trace = "".join(traceback.format_exception(exc))
-    return AttemptRecord(name, started, utcnow(), "error", error, trace, rule=rule)
+    return AttemptRecord(name, started, end or utcnow(), "error", error, trace, rule=rule)
 
 
 def _ran(
@@ -145,9 +152,10 @@ def _ran(
     *,
     quiet: bool = False,
     rule: str | None = None,
+    end: datetime | None = None,
 ) -> AttemptRecord:
     """`quiet`: a line at DEBUG, not INFO (an occurrence: a burst is thousands of them, and
-    the batch says how many in one line)."""
+    the batch says how many in one line). `end`: when it finished, if not now."""
     if ran is not None:
         log.info("workflow %s: %s for %s: %s", name, ran.outcome, event_id, ran.detail)
     else:
@@ -155,8 +163,9 @@ def _ran(
     ctx.metrics.attempt(name, ok=True)
     if ran is not None:
         rule = ran.rule or rule
-        return AttemptRecord(name, started, utcnow(), ran.outcome, detail=ran.detail, rule=rule)
-    return AttemptRecord(name, started, utcnow(), "ok", rule=rule)
+        finished = end or utcnow()
+        return AttemptRecord(name, started, finished, ran.outcome, detail=ran.detail, rule=rule)
+    return AttemptRecord(name, started, end or utcnow(), "ok", rule=rule)
 
 
 def _fail_or_retry(
