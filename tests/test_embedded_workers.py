@@ -220,6 +220,23 @@ def _write_in_the_idle_class(path: str, out: Any) -> None:
     idle.set()
 
 
+def _write_twice_in_the_idle_class(path: str, out: Any) -> None:
+    """The threads are listed once and again only when there are more or fewer of them: one
+    started between two writes is raised with the others at the second."""
+    priority = below(19)
+    gate = WriteGate(path)
+    gate.priority = priority
+    with gate:
+        pass
+    idle = threading.Event()
+    late = threading.Thread(target=idle.wait, daemon=True)
+    late.start()
+    with gate:
+        holding = os.sched_getscheduler(late.native_id)
+    out.put((holding, os.sched_getscheduler(late.native_id)))
+    idle.set()
+
+
 def _refused(out: Any) -> None:
     """Without CAP_SYS_NICE (as `nobody` when the tests run as root)."""
     if os.geteuid() == 0:
@@ -268,6 +285,12 @@ def test_the_worker_process_waits_in_the_idle_class_and_writes_at_the_api_priori
     assert before == ({os.SCHED_IDLE}, {started})
     assert holding == ({os.SCHED_OTHER}, {started})
     assert after == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="leaving the idle class needs CAP_SYS_NICE (root)")
+def test_a_thread_started_after_a_write_is_raised_at_the_next(tmp_path):
+    holding, after = _in_process(_write_twice_in_the_idle_class, str(tmp_path / "hub.db"))
+    assert (holding, after) == (os.SCHED_OTHER, os.SCHED_IDLE)
 
 
 def _below_without_privilege(out: Any) -> None:
