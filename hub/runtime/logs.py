@@ -39,7 +39,7 @@ _EMPTY: Mapping[str, str] = {}
 _bound: ContextVar[Mapping[str, str]] = ContextVar("hub_log_ids", default=_EMPTY)
 
 
-class bind:  # lower case: used as a function was, `with bind(event_id=...)`
+class bind:  # lower case: it was a function, and is still called as one
     """Every record written inside the block carries these ids (None: not bound); an inner
     bind of the same name wins until it ends, then the outer value is back.
 

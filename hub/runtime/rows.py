@@ -130,18 +130,20 @@ def _sqlite_datetime(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     fields as they are, any time zone left out), without its dict of seven fields per value
     (~1.9 -> ~1.1 us; an aware datetime's isoformat takes 2.2). A batch's rows often share
     one datetime (an incident link's `at`): converted once."""
-    last: list[Any] = [None, None]
+    last_in: Any = None
+    last_out: Any = None
 
     def text(value: Any) -> Any:
-        if value is last[0]:
-            return last[1]
+        nonlocal last_in, last_out
+        if value is last_in:
+            return last_out
         if type(value) is datetime:
             v = value
             fields = (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
             out = DATETIME_TEXT % fields
         else:
             out = process(value)  # None, a date, a subclass: as SQLAlchemy does it
-        last[:] = value, out
+        last_in, last_out = value, out
         return out
 
     return text
