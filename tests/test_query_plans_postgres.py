@@ -166,7 +166,8 @@ def test_a_delivery_reads_only_its_incidents_effects_after_a_quiet_analyze(
     recorded = Statements(" FROM effects ")
     event.listen(Engine, "before_cursor_execute", recorded)
     try:
-        found = queries.next_effects(engine, burst[:10])
+        with engine.connect() as conn:
+            found = queries.next_effects(conn, burst[:10])
         due = queries.any_due(engine, burst[:10])
     finally:
         event.remove(Engine, "before_cursor_execute", recorded)

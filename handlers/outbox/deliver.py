@@ -29,6 +29,7 @@ from sqlalchemy import Connection, select
 from handlers.context import WorkflowContext
 from handlers.outbox import queries, records
 from handlers.outbox.performers import Done, Perform, Wait, performer_for
+from handlers.outbox.rounds import Round, again_after
 from hub.events.models import as_utc, utcnow
 from hub.incidents.changes import effects, schedule_deliveries, schedule_delivery
 from hub.incidents.models import EffectStatus
@@ -50,7 +51,8 @@ def deliver_effects(ctx: WorkflowContext, target: str | list[str] | None) -> Non
     skipped at once: the holder checks for due effects again after releasing, so whatever
     was recorded while it worked is still delivered, and a burst of messages for one
     incident does not turn into a swarm of rescheduled ones. Several incidents are leased
-    in one transaction and released in one, and delivered together (`_drain`)."""
+    in one transaction, which claims their first round of effects too, and delivered
+    together (`_drain`); each is released in the commit that records its last call."""
     if target is None:
         waits = [_drain_unowned(ctx, lane) for lane in queries.LANES]
         due = [w for w in waits if w is not None]
@@ -59,13 +61,20 @@ def deliver_effects(ctx: WorkflowContext, target: str | list[str] | None) -> Non
         return
     pending = [target] if isinstance(target, str) else list(dict.fromkeys(target))
     while pending:
-        leased = queries.lease(ctx.engine, pending, ctx.settings.effect_lease_s)
+        with write(ctx.engine) as conn:
+            leased = queries.lease(conn, pending, ctx.settings.effect_lease_s)
+            found = queries.next_effects(conn, list(leased)) if leased else {}
+            first = Round.of(found, [(i, lane) for lane in queries.LANES for i in leased])
+            first.claim(conn)
         if not leased:
             return
+        held = dict.fromkeys(leased)  # not released yet
         try:
-            blocked, later = _drain(ctx, leased)
+            blocked, later = _drain(ctx, leased, found, first, held)
         finally:
-            queries.release(ctx.engine, list(leased))
+            if held:
+                with write(ctx.engine) as conn:
+                    queries.release(conn, list(held))
         schedule_deliveries(ctx.queue, later)
         for incident_id, wait in blocked.items():
             schedule_delivery(ctx.queue, incident_id, delay_s=wait)
@@ -73,73 +82,73 @@ def deliver_effects(ctx: WorkflowContext, target: str | list[str] | None) -> Non
         pending = queries.any_due(ctx.engine, rest)
 
 
-def _drain(ctx: WorkflowContext, leased: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
-    """Perform the incidents' due effects, each lane in order, in rounds: the next effect
-    of every incident claimed in one transaction, the calls made one after the other, their
-    outcomes recorded in one. Answers the seconds until the next try of incidents whose lane
-    is blocked, and the incidents left for another message: once half the lease has gone,
+def _drain(
+    ctx: WorkflowContext,
+    leased: dict[str, Any],
+    found: dict[tuple[str, str], queries.Next],
+    first: Round,
+    held: dict[str, None],
+) -> tuple[dict[str, float], list[str]]:
+    """Perform the incidents' due effects, each lane in order, in rounds: the next effect of
+    every incident in every lane claimed in one transaction (the first round's with the
+    lease), the calls made one after the other (Slack's before GitHub's), their outcomes
+    recorded in one, which also releases the incidents with nothing more to do here (taken
+    out of `held`). Answers the seconds until the next try of incidents whose lane is
+    blocked, and the incidents left for another message: once half the lease has gone,
     slow calls must not run it out while this worker still delivers.
 
-    Every lane's next effects are read at the start, and read again only for incidents
+    Every lane's next effects are read with the lease, and read again only for incidents
     that had more open in the lane (or whose claim failed): what is recorded meanwhile is
     found after the release (`queries.any_due`). Only the lease holder finishes an effect,
     so one read stays each lane's next until this worker performs it."""
     deadline = time.monotonic() + ctx.settings.effect_lease_s / 2
-    blocked: dict[str, float] = {}
+    blocked = dict(first.blocked)
     later: list[str] = []
-    found = queries.next_effects(ctx.engine, list(leased))
     rows: dict[str, Any] | None = leased  # as leased: the first round's; calls change them
-    for lane in queries.LANES:
-        active = [i for i in leased if i not in later and (i, lane) in found]
-        while active:
-            if time.monotonic() > deadline:
-                later += active
-                break
-            due = []
-            for incident_id in active:
-                effect = found[(incident_id, lane)].effect
-                wait = (as_utc(effect.not_before) - utcnow()).total_seconds()
-                if wait > 0:
-                    blocked[incident_id] = min(wait, blocked.get(incident_id, wait))
-                else:
-                    due.append(effect)
-            if not due:
-                break
+    round_ = first
+    while round_.due:
+        outcomes, waiting, unstarted = _perform_all(ctx, round_.claimed, deadline, rows)
+        rows = None
+        later += unstarted
+        for effect in round_.claimed:
+            if effect.id in waiting:
+                wait = waiting[effect.id]
+                blocked[effect.incident_id] = min(wait, blocked.get(effect.incident_id, wait))
+        again = again_after(round_, found, waiting, unstarted)
+        going_on = {incident_id for incident_id, _ in again}
+        done_with = [i for i in held if i not in going_on]
+        with write(ctx.engine) as conn:
+            records.record_all(conn, outcomes, release=done_with)
+        for incident_id in done_with:
+            del held[incident_id]
+        if not again:
+            break
+        if time.monotonic() > deadline:
+            later += list(dict.fromkeys(going_on))
+            break
+        for pair in again:
+            found.pop(pair)
+        with read(ctx.engine) as conn:
+            found |= queries.next_effects(conn, list(dict.fromkeys(going_on)))
+        round_ = Round.of(found, again)
+        if round_.due:
             with write(ctx.engine) as conn:
-                claimed = records.claim_all(conn, due)
-            waiting, unstarted = _perform_all(ctx, claimed, deadline, rows)
-            rows = None
-            later += unstarted
-            for incident_id, wait in waiting.items():
-                blocked[incident_id] = min(wait, blocked.get(incident_id, wait))
-            # Done with more open in the lane: the next; not claimed (re-armed since it was
-            # read): read again.
-            stop = waiting.keys() | set(unstarted)
-            done = {e.id for e in claimed}
-            again = [
-                e.incident_id
-                for e in due
-                if e.incident_id not in stop
-                and (e.id not in done or found[(e.incident_id, lane)].open > 1)
-            ]
-            for incident_id in again:
-                found.pop((incident_id, lane))
-            if again:
-                found |= queries.next_effects(ctx.engine, again)
-            active = [i for i in again if (i, lane) in found]
+                round_.claim(conn)
+        blocked |= {i: min(w, blocked.get(i, w)) for i, w in round_.blocked.items()}
     return blocked, later
 
 
 def _perform_all(
     ctx: WorkflowContext, claimed: list[Any], deadline: float, rows: dict[str, Any] | None
-) -> tuple[dict[str, float], list[str]]:
-    """Make the claimed effects' calls until the deadline; record what came of them in one
-    transaction (of those made, should one raise), and give back the claims of those not
-    made. Answers the incidents told to wait (and how long), and those not started."""
+) -> tuple[list[tuple[int, Record]], dict[int, float], list[str]]:
+    """Make the claimed effects' calls until the deadline, and give back the claims of those
+    not made. Answers what to record (the caller records it with the round's releases), the
+    effects told to wait (by id, and how long), and the incidents not started. Should a call
+    raise, what came of those made is recorded before the error goes on."""
     if rows is None:
         rows = queries.incident_rows(ctx.engine, [e.incident_id for e in claimed])
     outcomes: list[tuple[int, Record]] = []
-    waiting: dict[str, float] = {}
+    waiting: dict[int, float] = {}
     unstarted: list[str] = []
     try:
         for effect in claimed:
@@ -150,12 +159,13 @@ def _perform_all(
             result, record = _perform(ctx, effect, rows.get(effect.incident_id))
             outcomes.append((effect.id, record))
             if isinstance(result, Wait):
-                waiting[effect.incident_id] = result.seconds
-    finally:
+                waiting[effect.id] = result.seconds
+    except BaseException:
         if outcomes:
             with write(ctx.engine) as conn:
                 records.record_all(conn, outcomes)
-    return waiting, unstarted
+        raise
+    return outcomes, waiting, unstarted
 
 
 def _drain_unowned(ctx: WorkflowContext, lane: str) -> float | None:

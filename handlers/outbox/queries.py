@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, bindparam, case, func, select, update
 from hub.events.models import utcnow
 from hub.incidents.changes import effects, incidents, key_ordered, lock_in_key_order
 from hub.incidents.models import EffectStatus
-from hub.runtime.db import read, write
+from hub.runtime.db import read
 from hub.runtime.rows import one_of
 
 OPEN = (EffectStatus.PENDING, EffectStatus.ATTEMPTING)
@@ -25,26 +25,29 @@ OPEN = (EffectStatus.PENDING, EffectStatus.ATTEMPTING)
 LANES = ("slack.", "github.")
 
 
-def lease(engine: Engine, incident_ids: list[str], lease_s: float) -> dict[str, Any]:
+def lease(conn: Connection, incident_ids: list[str], lease_s: float) -> dict[str, Any]:
     """Those of the incidents this worker now holds (no other did), in the order given, with
-    their rows as they were leased."""
+    their rows as they were leased. In the caller's transaction: the delivery claims the
+    first round's effects in the same commit (handlers/outbox/deliver.py)."""
     now = utcnow()
-    sql = _sql(engine.dialect.name)
+    sql = _sql(conn.dialect.name)
     params = {"p_ids": incident_ids, "p_now": now, "p_until": now + timedelta(seconds=lease_s)}
-    with write(engine) as conn:
-        if ordered_locks(conn, incident_ids):
-            free = conn.execute(sql.lock_free, params).scalars()
-            params["p_ids"] = list(free)
-        held = {row.id: row for row in conn.execute(sql.lease, params)}
+    if ordered_locks(conn, incident_ids):
+        free = conn.execute(sql.lock_free, params).scalars()
+        params["p_ids"] = list(free)
+    held = {row.id: row for row in conn.execute(sql.lease, params)}
     return {i: held[i] for i in incident_ids if i in held}
 
 
-def release(engine: Engine, incident_ids: list[str]) -> None:
-    sql = _sql(engine.dialect.name)
-    with write(engine) as conn:
-        if ordered_locks(conn, incident_ids):
-            lock_in_key_order(conn, incident_ids)
-        conn.execute(sql.release, {"p_ids": incident_ids})
+def release(conn: Connection, incident_ids: list[str]) -> None:
+    if ordered_locks(conn, incident_ids):
+        lock_in_key_order(conn, incident_ids)
+    unlease(conn, incident_ids)
+
+
+def unlease(conn: Connection, incident_ids: list[str]) -> None:
+    """`release` for rows the transaction has already locked in key order."""
+    conn.execute(_sql(conn.dialect.name).release, {"p_ids": incident_ids})
 
 
 def ordered_locks(conn: Connection, ids: list[Any]) -> bool:
@@ -70,16 +73,15 @@ class Next:
     open: int  # the lane's open effects when read, this one included
 
 
-def next_effects(engine: Engine, incident_ids: list[str]) -> dict[tuple[str, str], Next]:
+def next_effects(conn: Connection, incident_ids: list[str]) -> dict[tuple[str, str], Next]:
     """Each incident's first open effect in each lane, by (incident, lane), with how many
     are open in that lane: every lane in one read."""
     params = {"p_ids": incident_ids, "p_open": list(OPEN)}
     found = {}
-    with read(engine) as conn:
-        for row in conn.execute(_sql(engine.dialect.name).next, params):
-            lane = next((lane for lane in LANES if row.kind.startswith(lane)), None)
-            if lane is not None:
-                found[(row.incident_id, lane)] = Next(row, row.open)
+    for row in conn.execute(_sql(conn.dialect.name).next, params):
+        lane = next((lane for lane in LANES if row.kind.startswith(lane)), None)
+        if lane is not None:
+            found[(row.incident_id, lane)] = Next(row, row.open)
     return found
 
 

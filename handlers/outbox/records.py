@@ -5,14 +5,14 @@ the delivery records the outcomes of several incidents' calls in one commit
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 
-from handlers.outbox.queries import ordered_locks
+from handlers.outbox.queries import ordered_locks, unlease
 from hub.events.models import Status, as_utc, utcnow
 from hub.events.store import attempts, events
 from hub.incidents.changes import effects, incidents, lock_in_key_order
@@ -73,23 +73,42 @@ class Finished:
         finish_all(conn, [self])
 
 
-def record_all(conn: Connection, outcomes: list[tuple[int, Callable[[Connection], None]]]) -> None:
-    """A round's outcomes (effect id, what to write), in one transaction. Every transaction
-    that changes several rows takes incidents before effects, incidents in the order of their
-    keys and effects in the order of their ids, as the router's batches do: two never wait on
-    each other in a circle (PostgreSQL would break it after a second)."""
+def record_all(
+    conn: Connection,
+    outcomes: list[tuple[int, Callable[[Connection], None]]],
+    release: Sequence[str] = (),
+) -> None:
+    """A round's outcomes (effect id, what to write), in one transaction, with the release of
+    the incidents done with (`release`). Every transaction that changes several rows takes
+    incidents before effects, incidents in the order of their keys and effects in the order
+    of their ids, as the router's batches do: two never wait on each other in a circle
+    (PostgreSQL would break it after a second)."""
     finished = [record for _, record in outcomes if isinstance(record, Finished)]
+    learnt = [f for f in finished if f.incident_values and f.incident_id]
+    held = list(dict.fromkeys([*release, *(f.incident_id for f in learnt if f.incident_id)]))
+    if len(held) > 1 or (held and not release):
+        lock_in_key_order(conn, held)
+    if release:
+        # One row, or rows locked above: the release's UPDATE cannot take them out of order.
+        unlease(conn, list(release))
     if len(finished) == len(outcomes):
-        finish_all(conn, finished)
+        _finish(conn, finished, learnt)
         return
-    _lock_incidents(conn, finished)
     for _, record in sorted(outcomes, key=lambda outcome: outcome[0]):
         record(conn)
 
 
 def finish_all(conn: Connection, finished: list[Finished]) -> None:
+    learnt = [f for f in finished if f.incident_values and f.incident_id]
+    lock_in_key_order(conn, [f.incident_id for f in learnt if f.incident_id])
+    _finish(conn, finished, learnt)
+
+
+def _finish(conn: Connection, finished: list[Finished], learnt: list[Finished]) -> None:
+    """`finish_all` once the incidents that learn something are locked."""
+    if not finished:
+        return
     sql = _sql(conn.dialect.name)
-    learnt = _lock_incidents(conn, finished)
     # `status != pending`: a message update re-armed while it was being sent stays
     # pending and goes out again with the newer state. The router re-arms in id order.
     ids = [f.effect_id for f in finished]
@@ -99,13 +118,6 @@ def finish_all(conn: Connection, finished: list[Finished]) -> None:
     for f in learnt:
         values = {f"p_{name}": value for name, value in f.incident_values.items()}
         conn.execute(_incident_update(tuple(f.incident_values)), values | {"p_id": f.effect_id})
-
-
-def _lock_incidents(conn: Connection, finished: list[Finished]) -> list[Finished]:
-    """Those that set what they learnt on their incidents, whose rows are locked first."""
-    learnt = [f for f in finished if f.incident_values and f.incident_id]
-    lock_in_key_order(conn, [f.incident_id for f in learnt if f.incident_id])
-    return learnt
 
 
 @dataclass(frozen=True)

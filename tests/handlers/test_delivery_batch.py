@@ -22,12 +22,14 @@ from handlers.context import WorkflowContext
 from handlers.dispatch import route_events
 from handlers.outbox.deliver import deliver_effects
 from handlers.routing_table import ROUTES
-from hub.events.models import utcnow
+from hub.events.models import as_utc, utcnow
 from hub.incidents.changes import DELIVERY_BATCH, incidents
 from hub.ingest.pg_writer import conninfo
 from hub.runtime.queue import DELIVER_ACTOR
+from integrations.github_api import IssueTracker
 from integrations.slack_api import SlackClient
 from tests.conftest import make_settings
+from tests.fakes.github import GitHubServer
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p
 from tests.handlers.conftest import all_incidents, context_for, effects_of, store_event
@@ -67,12 +69,13 @@ def test_a_burst_of_new_incidents_is_delivered_several_to_a_message(any_ctx: Wor
     messages = deliver_messages(ctx)
     assert messages == [ids[:DELIVERY_BATCH], ids[DELIVERY_BATCH:]]
     ran = [statements_during(ctx, lambda t=t: deliver_effects(ctx, t)) for t in messages]
-    # Lease, claim the posts, record them, release: as many for ten incidents as for two
-    # (one incident to a message took these four each). And one statement each, with the
-    # reads of what is owed and of what came due meanwhile: six, where each post was three
-    # (its claim, its record, a second look at its lane) and each lane a read. PostgreSQL
-    # also locks the incidents (lease, release) and the effects (record) in order first.
-    assert [commits for commits, _ in ran] == [4, 4]
+    # Two commits, as many for ten incidents as for two: the lease with the claim of the
+    # posts, and their record with the release (one incident to a message took four each:
+    # lease, claim, record, release). And one statement each, with the reads of what is owed
+    # and of what came due meanwhile: six, where each post was three (its claim, its record,
+    # a second look at its lane) and each lane a read. PostgreSQL also locks the incidents
+    # (lease, release) and the effects (record) in order first.
+    assert [commits for commits, _ in ran] == [2, 2]
     expected = 6 if ctx.engine.dialect.name == "sqlite" else 9
     assert [statements for _, statements in ran] == [expected, expected]
 
@@ -266,3 +269,54 @@ def payout_failed(ctx: WorkflowContext, n: int) -> str:
     payout = p.payout(payout_id=f"po_{n}", created=p.CREATED + n)
     body = p.stripe_event("payout.failed", payout, event_id=f"evt_po_{n}")
     return store_event(ctx, "stripe", "payout.failed", body)
+
+
+def test_a_new_incidents_post_and_issue_go_out_in_one_round(any_ctx: WorkflowContext):
+    """The Slack lane and the GitHub lane are claimed together and recorded together: two
+    commits for an incident that opens with a message and a tracking issue, where each lane
+    in turn took a claim and a record of its own (six commits with the lease and release)."""
+    with SlackServer() as slack, GitHubServer(repos=["acme/api"]) as gh:
+        ctx = replace(
+            any_ctx,
+            settings=any_ctx.settings.model_copy(update={"github_incident_repo": "acme/api"}),
+            slack=SlackClient(slack.token, slack.api_url),
+            github=IssueTracker(gh.token, gh.api_url, "acme/api", timeout=5),
+        )
+        route_events(ctx, [dispute(ctx, "needs_response", "dp_both")], ROUTES)
+        (incident,) = all_incidents(ctx)
+        assert sorted(e.kind for e in effects_of(ctx)) == ["github.issue", "slack.post"]
+        (message,) = deliver_messages(ctx)
+
+        assert commits_during(ctx, lambda: deliver_effects(ctx, message)) == 2
+
+        (issue,) = gh.issues("acme/api")
+        assert len(slack.messages(ctx.settings.slack_incident_channel)) == 1
+        assert {e.status for e in effects_of(ctx)} == {"done"}
+        (incident,) = all_incidents(ctx)
+        assert incident.github_issue == issue.number and incident.lease_until is None
+
+
+def test_a_rate_limited_post_does_not_hold_back_the_issue(any_ctx: WorkflowContext):
+    """A 429 on Slack puts off the post alone: the issue in the same round is opened, and
+    the post goes out in the delivery scheduled after Retry-After."""
+    with SlackServer() as slack, GitHubServer(repos=["acme/api"]) as gh:
+        ctx = replace(
+            any_ctx,
+            settings=any_ctx.settings.model_copy(update={"github_incident_repo": "acme/api"}),
+            slack=SlackClient(slack.token, slack.api_url),
+            github=IssueTracker(gh.token, gh.api_url, "acme/api", timeout=5),
+        )
+        route_events(ctx, [dispute(ctx, "needs_response", "dp_limited")], ROUTES)
+        (incident,) = all_incidents(ctx)
+        deliver_messages(ctx)
+        slack.rate_limit_next("chat.postMessage", retry_after_s=30)
+
+        deliver_effects(ctx, incident.id)
+
+        assert len(gh.issues("acme/api")) == 1
+        assert slack.messages(ctx.settings.slack_incident_channel) == []
+        status = {e.kind: (e.status, e.failures) for e in effects_of(ctx)}
+        assert status == {"github.issue": ("done", 0), "slack.post": ("pending", 0)}
+        (post,) = [e for e in effects_of(ctx) if e.kind == "slack.post"]
+        assert (as_utc(post.not_before) - utcnow()).total_seconds() > 20
+        assert all_incidents(ctx)[0].lease_until is None
