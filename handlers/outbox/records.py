@@ -84,7 +84,7 @@ def record_all(
     of their ids, as the router's batches do: two never wait on each other in a circle
     (PostgreSQL would break it after a second)."""
     finished = [record for _, record in outcomes if isinstance(record, Finished)]
-    learnt = [f for f in finished if f.incident_values and f.incident_id]
+    learnt = _learnt(finished)
     held = list(dict.fromkeys([*release, *(f.incident_id for f in learnt if f.incident_id)]))
     if len(held) > 1 or (held and not release):
         lock_in_key_order(conn, held)
@@ -99,9 +99,14 @@ def record_all(
 
 
 def finish_all(conn: Connection, finished: list[Finished]) -> None:
-    learnt = [f for f in finished if f.incident_values and f.incident_id]
+    learnt = _learnt(finished)
     lock_in_key_order(conn, [f.incident_id for f in learnt if f.incident_id])
     _finish(conn, finished, learnt)
+
+
+def _learnt(finished: list[Finished]) -> list[Finished]:
+    """Those that set what they learnt on their incidents, whose rows are locked first."""
+    return [f for f in finished if f.incident_values and f.incident_id]
 
 
 def _finish(conn: Connection, finished: list[Finished], learnt: list[Finished]) -> None:
