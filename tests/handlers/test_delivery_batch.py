@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from dramatiq.common import dq_name
 from sqlalchemy import event as sa_event
 from sqlalchemy import update
 
@@ -271,19 +274,22 @@ def payout_failed(ctx: WorkflowContext, n: int) -> str:
     return store_event(ctx, "stripe", "payout.failed", body)
 
 
+@contextmanager
+def with_slack_and_github(ctx: WorkflowContext) -> Iterator[tuple[WorkflowContext, Any, Any]]:
+    """The context with Slack and a GitHub repository for incidents, each a local server."""
+    with SlackServer() as slack, GitHubServer(repos=["acme/api"]) as gh:
+        settings = ctx.settings.model_copy(update={"github_incident_repo": "acme/api"})
+        github = IssueTracker(gh.token, gh.api_url, "acme/api", timeout=5)
+        slack_client = SlackClient(slack.token, slack.api_url)
+        yield replace(ctx, settings=settings, slack=slack_client, github=github), slack, gh
+
+
 def test_a_new_incidents_post_and_issue_go_out_in_one_round(any_ctx: WorkflowContext):
     """The Slack lane and the GitHub lane are claimed together and recorded together: two
     commits for an incident that opens with a message and a tracking issue, where each lane
     in turn took a claim and a record of its own (six commits with the lease and release)."""
-    with SlackServer() as slack, GitHubServer(repos=["acme/api"]) as gh:
-        ctx = replace(
-            any_ctx,
-            settings=any_ctx.settings.model_copy(update={"github_incident_repo": "acme/api"}),
-            slack=SlackClient(slack.token, slack.api_url),
-            github=IssueTracker(gh.token, gh.api_url, "acme/api", timeout=5),
-        )
+    with with_slack_and_github(any_ctx) as (ctx, slack, gh):
         route_events(ctx, [dispute(ctx, "needs_response", "dp_both")], ROUTES)
-        (incident,) = all_incidents(ctx)
         assert sorted(e.kind for e in effects_of(ctx)) == ["github.issue", "slack.post"]
         (message,) = deliver_messages(ctx)
 
@@ -298,14 +304,8 @@ def test_a_new_incidents_post_and_issue_go_out_in_one_round(any_ctx: WorkflowCon
 
 def test_a_rate_limited_post_does_not_hold_back_the_issue(any_ctx: WorkflowContext):
     """A 429 on Slack puts off the post alone: the issue in the same round is opened, and
-    the post goes out in the delivery scheduled after Retry-After."""
-    with SlackServer() as slack, GitHubServer(repos=["acme/api"]) as gh:
-        ctx = replace(
-            any_ctx,
-            settings=any_ctx.settings.model_copy(update={"github_incident_repo": "acme/api"}),
-            slack=SlackClient(slack.token, slack.api_url),
-            github=IssueTracker(gh.token, gh.api_url, "acme/api", timeout=5),
-        )
+    a delivery of the incident is scheduled for after Retry-After."""
+    with with_slack_and_github(any_ctx) as (ctx, slack, gh):
         route_events(ctx, [dispute(ctx, "needs_response", "dp_limited")], ROUTES)
         (incident,) = all_incidents(ctx)
         deliver_messages(ctx)
@@ -320,3 +320,7 @@ def test_a_rate_limited_post_does_not_hold_back_the_issue(any_ctx: WorkflowConte
         (post,) = [e for e in effects_of(ctx) if e.kind == "slack.post"]
         assert (as_utc(post.not_before) - utcnow()).total_seconds() > 20
         assert all_incidents(ctx)[0].lease_until is None
+        delayed = ctx.queue.broker.queues[dq_name(ctx.queue.queue_name)]  # type: ignore[attr-defined]
+        (later,) = [json.loads(m) for m in delayed.queue]
+        assert later["actor_name"] == DELIVER_ACTOR and later["args"][0] == incident.id
+        assert later["options"]["eta"] / 1000 - time.time() > 20
