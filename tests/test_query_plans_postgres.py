@@ -77,6 +77,15 @@ def _nodes(engine: Engine, statement: str, params: Any) -> list[dict[str, Any]]:
     return nodes
 
 
+def _outer(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's nodes outside its CTEs and InitPlans (what the statement itself runs)."""
+    found = [node]
+    for child in node.get("Plans", []):
+        if child.get("Parent Relationship") not in ("InitPlan", "SubPlan"):
+            found += _outer(child)
+    return found
+
+
 def test_a_burst_after_a_quiet_analyze_moves_events_by_their_ids(engine: Engine) -> None:
     store = EventStore(engine)
     # A quiet hour: every event settled, and ANALYZE sees none active.
@@ -110,6 +119,10 @@ def test_a_burst_after_a_quiet_analyze_moves_events_by_their_ids(engine: Engine)
         locks = [n for n in nodes if n["Node Type"] == "LockRows"]
         assert all(n["Actual Loops"] <= 1 for n in locks), (statement, nodes)
         assert not any(n.get("Index Name") == "ix_events_status_id" for n in nodes), statement
+        # The UPDATE finds the locked rows through the primary key, not by a hash join over
+        # every event in the table.
+        scans = [n["Node Type"] for n in _outer(nodes[0]) if n.get("Relation Name") == "events"]
+        assert scans and "Seq Scan" not in scans, (statement, scans)
 
     # A worker died holding the rest: past their deadline, the sweeper takes them back.
     overdue = "UPDATE events SET deadline = now() - interval '1 minute' WHERE status = 'processing'"

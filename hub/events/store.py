@@ -9,12 +9,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Engine,
     Integer,
     Table,
     and_,
+    any_,
     bindparam,
     case,
+    cast,
+    func,
     or_,
     select,
     update,
@@ -75,7 +79,7 @@ class EventStore:
         dialect = self.engine.dialect.name
         # One parameter: the same statement text for any number of ids (rows.py).
         listed = one_of(events.c.id, "p_ids", dialect)
-        ids = _locked(listed, dialect, skip=False)
+        by_ids = _locked(listed, dialect, skip=False)
         # ON CONFLICT DO NOTHING: the unique key, not a read-then-write, makes one row per
         # delivery even when two copies race in from different processes.
         self._insert = BatchInsert(self.engine.dialect.name)
@@ -94,19 +98,19 @@ class EventStore:
         self._mark_queued = (
             update(events)
             # SKIP LOCKED: a row a worker holds is already past `received`.
-            .where(events.c.id.in_(_locked(listed, dialect, skip=True)), status == Status.RECEIVED)
+            .where(_locked(listed, dialect, skip=True), status == Status.RECEIVED)
             .values(status=Status.QUEUED, **moved)
         )
         self._requeue_soon = (
             update(events)
-            .where(events.c.id.in_(ids), status == Status.QUEUED)
+            .where(by_ids, status == Status.QUEUED)
             .values(status=Status.RECEIVED, **moved)
         )
         claimable = or_(
             status.in_([Status.RECEIVED, Status.QUEUED]),
             and_(status == Status.PROCESSING, events.c.deadline < bindparam("p_now")),
         )
-        claim = update(events).where(events.c.id.in_(ids), claimable)
+        claim = update(events).where(by_ids, claimable)
         took = (events.c.id, events.c.provider, events.c.type, events.c.runs, events.c.status)
         self._claim_all = claim.values(status=Status.PROCESSING, runs=events.c.runs + 1, **moved)
         self._claim_all = self._claim_all.returning(*took)
@@ -122,7 +126,7 @@ class EventStore:
         ).returning(*took)
         self._settle = (
             update(events)
-            .where(events.c.id.in_(ids), status == Status.PROCESSING)
+            .where(by_ids, status == Status.PROCESSING)
             .values(status=bindparam("p_status"), last_error=bindparam("p_error"), **moved)
         )
         self._sweep = {
@@ -137,7 +141,7 @@ class EventStore:
         dialect = self.engine.dialect.name
         return (
             update(events)
-            .where(events.c.id.in_(_locked(overdue, dialect, skip=True, limit=limit)), overdue)
+            .where(_locked(overdue, dialect, skip=True, limit=limit), overdue)
             .values(status=Status.RECEIVED, **moved)
             .returning(events.c.id)
         )
@@ -249,13 +253,19 @@ class EventStore:
 
 
 def _locked(condition: Any, dialect: str, *, skip: bool, limit: Any = None) -> Any:
-    """Ids to update, locked in id order (PostgreSQL; SQLite has one writer anyway).
+    """`events.id` is one of the ids `condition` selects, locked in id order (PostgreSQL;
+    SQLite has one writer anyway).
 
     Two UPDATEs with `id IN (...)` lock rows in whatever order the plan visits them and can
     deadlock each other; locking through an ordered SELECT ... FOR UPDATE cannot. Taken in a
     MATERIALIZED CTE, run once whatever the plan: as a plain subquery the planner may run it
     again for rows the outer condition matched, and each run locks and returns more (a sweep
     with LIMIT 500 over 1,000 overdue events moved 958).
+
+    The UPDATE finds the locked ids as one array (`id = ANY(...)`, an InitPlan), so it
+    reads them through the primary key. Joined to the CTE (`id IN (SELECT ...)`), the planner
+    chose a hash join over every row of a table of some tens of thousands of events: a claim
+    of 200 took 13.7 ms against 1.8 (`EXPLAIN ANALYZE`, 20,000 events).
 
     A plain subquery on SQLite, which runs it once. Python's sqlite3 opens its implicit
     transaction only for a statement that starts with INSERT, UPDATE, DELETE or REPLACE:
@@ -264,10 +274,11 @@ def _locked(condition: Any, dialect: str, *, skip: bool, limit: Any = None) -> A
     (tests/test_store_atomic.py)."""
     stmt = select(events.c.id).where(condition).order_by(events.c.id).limit(limit)
     if dialect != "postgresql":
-        return stmt.scalar_subquery()
+        return events.c.id.in_(stmt.scalar_subquery())
     taken = stmt.with_for_update(skip_locked=skip).cte("locked")
     taken = taken.prefix_with("MATERIALIZED")
-    return select(taken.c.id).scalar_subquery()
+    ids = select(func.array_agg(taken.c.id)).scalar_subquery()
+    return events.c.id == any_(cast(ids, ARRAY(events.c.id.type)))
 
 
 def _attempt_row(rec: AttemptRecord) -> dict[str, Any]:
