@@ -25,6 +25,11 @@ OPEN = (EffectStatus.PENDING, EffectStatus.ATTEMPTING)
 LANES = ("slack.", "github.")
 
 
+def lane_of(kind: str) -> str | None:
+    """The lane of an effect of this kind (None: a kind of neither)."""
+    return next((lane for lane in LANES if kind.startswith(lane)), None)
+
+
 def lease(conn: Connection, incident_ids: list[str], lease_s: float) -> dict[str, Any]:
     """Those of the incidents this worker now holds (no other did), in the order given, with
     their rows as they were leased. In the caller's transaction: the delivery claims the
@@ -79,7 +84,7 @@ def next_effects(conn: Connection, incident_ids: list[str]) -> dict[tuple[str, s
     params = {"p_ids": incident_ids, "p_open": list(OPEN)}
     found = {}
     for row in conn.execute(_sql(conn.dialect.name).next, params):
-        lane = next((lane for lane in LANES if row.kind.startswith(lane)), None)
+        lane = lane_of(row.kind)
         if lane is not None:
             found[(row.incident_id, lane)] = Next(row, row.open)
     return found

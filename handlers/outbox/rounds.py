@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from handlers.outbox import records
-from handlers.outbox.queries import LANES, Next
+from handlers.outbox.queries import Next, lane_of
 from hub.events.models import as_utc, utcnow
 
 Pair = tuple[str, str]  # (incident id, lane)
@@ -19,11 +19,13 @@ class Round:
     statement; the others' incidents told when to try again."""
 
     def __init__(self, due: list[Any], blocked: dict[str, float]) -> None:
-        self.due, self.blocked, self.claimed = due, blocked, list[Any]()
+        self.due, self.blocked = due, blocked
+        self.claimed: list[Any] = []
 
     @classmethod
     def of(cls, found: dict[Pair, Next], pairs: list[Pair]) -> Round:
-        due, blocked = [], dict[str, float]()
+        due: list[Any] = []
+        blocked: dict[str, float] = {}
         now = utcnow()
         for pair in pairs:
             if (effect := found.get(pair)) is None:
@@ -51,14 +53,10 @@ def again_after(
     done = {e.id for e in round_.claimed}
     again = []
     for effect in round_.due:
-        pair = (effect.incident_id, lane_of(effect))
+        # Read by lane (`queries.next_effects`): its kind has one.
+        pair = (effect.incident_id, lane_of(effect.kind) or "")
         if effect.id in waiting or effect.incident_id in unstarted:
             continue
         if effect.id not in done or found[pair].open > 1:
             again.append(pair)
     return again
-
-
-def lane_of(effect: Any) -> str:
-    kind: str = effect.kind
-    return next(lane for lane in LANES if kind.startswith(lane))
