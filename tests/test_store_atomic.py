@@ -35,13 +35,14 @@ def test_a_settle_whose_attempts_fail_changes_nothing(engine: Engine) -> None:
     assert claimed.id == stored.event_id
     now = utcnow()
     ok = AttemptRecord("handlers.system.acknowledge_ping", now, now, "ok")
-    # The attempts' foreign key fails for an event that does not exist: the whole settle
-    # must roll back, the event's own update with it.
+    # An attempt row the database refuses (no outcome: NOT NULL): the whole settle must roll
+    # back, the event's own update and the attempt written before it with it.
+    broken = AttemptRecord("handlers.system.acknowledge_ping", now, now, None)  # type: ignore[arg-type]
     with pytest.raises(IntegrityError):
         store.settle(
             [stored.event_id],
             Status.PROCESSED,
-            [(stored.event_id, ok), ("evt_01NOSUCHEVENT0000000000000", ok)],
+            [(stored.event_id, ok), (stored.event_id, broken)],
         )
     with engine.connect() as conn:
         status = conn.execute(select(events.c.status).where(events.c.id == stored.event_id))

@@ -95,7 +95,8 @@ class EventBody(SQLModel, table=True):
 
     __tablename__ = "event_bodies"
 
-    event_id: str = Field(primary_key=True, foreign_key="events.id", max_length=40)
+    # An event's id, with no foreign key (events are never deleted; migration 0011).
+    event_id: str = Field(primary_key=True, max_length=40)
     body: bytes = Field(sa_type=LargeBinary)
 
 
@@ -103,7 +104,7 @@ class Attempt(SQLModel, table=True):
     __tablename__ = "attempts"
 
     id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(foreign_key="events.id", index=True, max_length=40)
+    event_id: str = Field(index=True, max_length=40)  # no foreign key: migration 0011
     workflow: str = Field(max_length=200)
     started_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -107,7 +107,7 @@ class IncidentEvent(SQLModel, table=True):
 
     __tablename__ = "incident_events"
 
-    event_id: str = Field(primary_key=True, foreign_key="events.id", max_length=40)
+    event_id: str = Field(primary_key=True, max_length=40)  # no foreign key: migration 0011
     incident_id: str = Field(foreign_key="incidents.id", index=True, max_length=40)
     at: datetime = Field(sa_type=UTCDateTime)
 
