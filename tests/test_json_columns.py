@@ -1,6 +1,7 @@
 """JSON columns read back exactly what was written, on both databases. Integers past 64 bits
 stay integers: orjson, faster and tempting as the engine's JSON reader, reads them as floats
-without an error (tried: 2**70 + 1 came back 1.1805916207174113e+21)."""
+without an error (tried: 2**70 + 1 came back 1.1805916207174113e+21). On PostgreSQL the engine
+writes with orjson, which refuses them: such a value is written by the json module instead."""
 
 from __future__ import annotations
 
