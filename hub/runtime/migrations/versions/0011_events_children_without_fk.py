@@ -6,9 +6,9 @@ attempt or a link for an event a worker has claimed. The foreign keys caught not
 PostgreSQL each row they checked cost a lookup of the event and a row lock on it
 (`FOR KEY SHARE`, written to the WAL): measured on the ingress's INSERT of 10 events as the
 benchmark's 20% mix sends them, 41.4 -> 33.6 us of backend CPU an event and 1.07 -> 0.76 ms
-a batch. A check planned while `events` was nearly empty (a new deployment's first minute)
-also kept a sequential scan until the table was next analyzed: 1 ms an event at 30,000
-events. SQLite rebuilds the three tables to drop them (a copy, once).
+a batch. A check planned after `events` was analyzed while empty kept a sequential scan
+until the table was analyzed again: 1 ms an event at 30,000 events. SQLite rebuilds the
+three tables to drop them (a copy, once).
 
 Revision ID: 0011
 Revises: 0010
