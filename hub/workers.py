@@ -33,7 +33,7 @@ from hub.runtime.db import raise_while_writing
 from hub.runtime.logs import configure_logging, lean_records
 from hub.runtime.periodic import Periodic
 from hub.runtime.pipe_broker import PipeBroker, SharedWaiting, read_frames, write_frames
-from hub.runtime.priority import below
+from hub.runtime.priority import below, lower_session
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,8 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
     if not settings.redis_url:
         raise SystemExit("hub worker needs HUB_REDIS_URL; without it `hub serve` runs the workers")
     stopping = _stop_on_signals()
+    # Before the children start: they share this session, and so its group's priority.
+    lower_session(settings.nice())
     ctx = multiprocessing.get_context("spawn")
     children = [_spawn(ctx, threads) for _ in range(processes)]
     container = build(settings)

@@ -110,3 +110,32 @@ def _may_raise(started: int) -> bool:
     except OSError:
         return False
     return True
+
+
+AUTOGROUPS = "/proc/sys/kernel/sched_autogroup_enabled"
+SESSION_GROUP = "/proc/self/autogroup"
+
+
+def lower_session(nice: int) -> bool:
+    """Lower this process's session as a whole, `nice` steps, where Linux groups sessions.
+
+    With autogroups on (CONFIG_SCHED_AUTOGROUP, enabled in Debian's and Ubuntu's kernels),
+    the scheduler first shares a core between sessions and only then between the processes
+    of each, so a nice value ranks a process against its own session alone: a `hub worker`
+    in a session of its own (a service, a second terminal, `setsid`) at nice 10 or 19 took
+    its session's full share next to `hub serve` and the database. The session's group takes
+    the same nice (allowed without privilege, as any lowering is). Answers whether it took
+    it. In a container it changes nothing: the scheduler ranks the container's cgroup, by the
+    pod's CPU request or the service's CPUWeight=."""
+    if nice <= 0:
+        return False
+    try:
+        with open(AUTOGROUPS) as enabled:
+            if enabled.read().strip() != "1":
+                return False
+        with open(SESSION_GROUP, "w") as group:
+            group.write(str(min(nice, LOWEST)))
+    except OSError:
+        return False
+    log.info("this session's CPU priority lowered by %d (Linux autogroup)", min(nice, LOWEST))
+    return True
