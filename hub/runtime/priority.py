@@ -127,6 +127,7 @@ def lower_session(nice: int) -> bool:
     the same nice (allowed without privilege, as any lowering is). Answers whether it took
     it. In a container it changes nothing: the scheduler ranks the container's cgroup, by the
     pod's CPU request or the service's CPUWeight=."""
+    nice = min(nice, LOWEST)
     if nice <= 0:
         return False
     try:
@@ -134,8 +135,8 @@ def lower_session(nice: int) -> bool:
             if enabled.read().strip() != "1":
                 return False
         with open(SESSION_GROUP, "w") as group:
-            group.write(str(min(nice, LOWEST)))
-    except OSError:
+            group.write(str(nice))
+    except OSError:  # no autogroups in this kernel (no such file), or not allowed
         return False
-    log.info("this session's CPU priority lowered by %d (Linux autogroup)", min(nice, LOWEST))
+    log.info("this session's CPU priority lowered by %d (Linux autogroup)", nice)
     return True
