@@ -208,7 +208,6 @@ class EventStore:
         params = self._settle_params(ids, status, error, retry_at)
         rows = [{"event_id": eid, **_attempt_row(rec)} for eid, rec in records]
         with write(self.engine) as conn:
-            # Events first: the attempts' foreign keys then lock rows this transaction holds.
             if ids:
                 conn.execute(self._settle, params)
             if rows:
