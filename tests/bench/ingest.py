@@ -11,7 +11,8 @@ postgres+redis: `hub serve` on core 0 and one `hub worker` pinned to core 1, off
 core. Each round's requests are signed just before it; the bare route and the hub get the
 same ones. When the load stops, the backlog (events still received, queued or processing)
 is timed to zero, and the hub's database is read directly to check that each acknowledged
-event is stored once. Prints one table: a row per mode and share, with the targets."""
+event is stored once. Prints one table: a row per mode and share, with the targets; each
+row's details end with where the CPU went in its median hub round (cpu_roles.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import cpu_roles
 import ingest_table
 import mix
 import servers
@@ -80,15 +82,21 @@ def _run_share(
 
     def drive(kind: str, seconds: int, count: int = 0) -> wrk.WrkResult:
         url = f"http://127.0.0.1:{ports[kind]}/"
-        result = wrk.run(
-            url,
-            script,
-            duration_s=seconds,
-            connections=args.connections,
-            server_cpu=servers.SERVER_CPU,
-        )
-        if kind == "hub":
-            hub_runs.append((result, prepared - count, count))
+
+        def load() -> wrk.WrkResult:
+            return wrk.run(
+                url,
+                script,
+                duration_s=seconds,
+                connections=args.connections,
+                server_cpu=servers.SERVER_CPU,
+            )
+
+        if kind != "hub":
+            return load()
+        admin = servers.PG_ADMIN if mode == "postgres+redis" else None
+        result, result.cores = cpu_roles.measure(admin, load)
+        hub_runs.append((result, prepared - count, count))
         return result
 
     label = f"[{mode} {load.label} routed]"
@@ -160,6 +168,8 @@ def summarise(
         "p50_ms": hub.p50_ms,
         "p99_ms": p99s[len(p99s) // 2],
         "bare_p99_ms": bare_p99s[len(bare_p99s) // 2],
+        # The median round's: where the hub's CPU went while it answered at that ratio.
+        "cores": hub.cores,
     }
 
 

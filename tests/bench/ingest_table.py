@@ -109,5 +109,11 @@ def details(r: dict[str, Any]) -> str:
         f"hub non-2xx {r['hub']['non_2xx']}, socket errors {errors}; backlog "
         f"{d['backlog_at_load_end']:,}, {d['still_active']:,} left after {d['wait_s']} s; "
         f"by status {d['by_status']}; incidents {r['incidents']:,}; rows {s['rows']:,} of "
-        f"{s['sent']:,} sent"
+        f"{s['sent']:,} sent; cores in the median round {_cores(r.get('cores', {}))}"
     )
+
+
+def _cores(cores: dict[str, float]) -> str:
+    """`api 0.71, api db 0.31, ...`: roles that used a hundredth of a core or more."""
+    shown = [f"{role} {used:.2f}" for role, used in cores.items() if used >= 0.01]
+    return ", ".join(shown) + f" (total {sum(cores.values()):.2f})" if shown else "not read"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -85,6 +85,8 @@ class WrkResult:
     # The server core's time the hypervisor gave to other guests during the run (/proc/stat
     # "steal"): on a shared host it moves rounds by more than the changes being measured.
     server_steal_pct: float = 0.0
+    # The hub's rounds: cores each role used (cpu_roles.py), set by the caller.
+    cores: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
