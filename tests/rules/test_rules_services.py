@@ -69,7 +69,14 @@ def test_several_channels_paced_per_channel_and_sighup_reloads_hub_worker(
         wait_for(lambda: len(slack.messages("#payments")) == 4, 30, "four posts in #payments")
         wait_for(lambda: len(slack.messages("#finance")) == 4, 30, "four posts in #finance")
         assert slack.messages("#ops") == [] and slack.rate_limited == 0
-        incident = next(i for i in rows(prod_settings, Incident) if i.key.endswith("dp_0"))
+
+        def first() -> Incident:
+            return next(i for i in rows(prod_settings, Incident) if i.key.endswith("dp_0"))
+
+        # Slack has both posts as soon as they are made; the incident's row has their ts
+        # once the worker's commit after the calls has landed.
+        wait_for(lambda: first().slack_ts and first().mirrors, 30, "both posts recorded")
+        incident = first()
         assert incident.channels == ["#payments", "#finance"]
         press(client, slack, incident.id, "incident.ack", "U7")
         for channel, ts in (
