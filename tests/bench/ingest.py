@@ -83,7 +83,7 @@ def _run_share(
     def drive(kind: str, seconds: int, count: int = 0) -> wrk.WrkResult:
         url = f"http://127.0.0.1:{ports[kind]}/"
 
-        def load() -> wrk.WrkResult:
+        def send() -> wrk.WrkResult:
             return wrk.run(
                 url,
                 script,
@@ -93,9 +93,9 @@ def _run_share(
             )
 
         if kind != "hub":
-            return load()
+            return send()
         admin = servers.PG_ADMIN if mode == "postgres+redis" else None
-        result, result.cores = cpu_roles.measure(admin, load)
+        result, result.cores = cpu_roles.measure(admin, send)
         hub_runs.append((result, prepared - count, count))
         return result
 
