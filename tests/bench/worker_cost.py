@@ -8,10 +8,11 @@ them and delivers each delivery message it leaves (`deliver_effects`), as a work
 would, with no broker, no other thread and INFO logs off.
 
 Prints, per routed event: the process's CPU routing and delivering, the wall time (the
-database's share is the difference), and the statements and commits sent. The counts are
-exact whatever the host is doing, so a change to the workers can be judged by them on a
-host whose speed moves by half within minutes (docs/benchmarks.md, 2026-12-06); the CPU
-figures need alternating runs."""
+database's share is the difference), and on PostgreSQL the statements and commits sent
+(counted at psycopg's cursor, so the multi-row INSERTs the hub sends on the driver's cursor
+count too). The counts are exact whatever the host is doing, so a change to the workers can
+be judged by them on a host whose speed moves by half within minutes (docs/benchmarks.md,
+2026-12-06); the CPU figures need alternating runs."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import as_sent  # noqa: E402
+import psycopg  # noqa: E402
 import servers  # noqa: E402
-from sqlalchemy import event as sa_event  # noqa: E402
 
 from handlers.context import WorkflowContext  # noqa: E402
 from handlers.dispatch import route_events  # noqa: E402
@@ -81,18 +84,9 @@ def deliveries(ctx: WorkflowContext) -> list[Any]:
 
 def measure(ctx: WorkflowContext, ids: list[str], batch: int) -> dict[str, float]:
     counts = {"statements": 0, "commits": 0}
-
-    def statement(*_: Any) -> None:
-        counts["statements"] += 1
-
-    def commit(*_: Any) -> None:
-        counts["commits"] += 1
-
-    sa_event.listen(ctx.engine, "before_cursor_execute", statement)
-    sa_event.listen(ctx.engine, "commit", commit)
-    routing = delivering = 0.0
-    start = time.perf_counter()
-    try:
+    with counting(counts):
+        routing = delivering = 0.0
+        start = time.perf_counter()
         for first in range(0, len(ids), batch):
             a = time.process_time()
             route_events(ctx, ids[first : first + batch], ROUTES)
@@ -100,17 +94,37 @@ def measure(ctx: WorkflowContext, ids: list[str], batch: int) -> dict[str, float
             for target in deliveries(ctx):
                 deliver_effects(ctx, target)
             routing, delivering = routing + b - a, delivering + time.process_time() - b
-    finally:
-        sa_event.remove(ctx.engine, "before_cursor_execute", statement)
-        sa_event.remove(ctx.engine, "commit", commit)
+        wall = time.perf_counter() - start
     n = len(ids)
     return {
         "route_cpu_us": 1e6 * routing / n,
         "deliver_cpu_us": 1e6 * delivering / n,
-        "wall_us": 1e6 * (time.perf_counter() - start) / n,
+        "wall_us": 1e6 * wall / n,
         "statements": counts["statements"] / n,
         "commits": counts["commits"] / n,
     }
+
+
+@contextmanager
+def counting(counts: dict[str, int]) -> Iterator[None]:
+    """Counts what reaches PostgreSQL through psycopg: SQLAlchemy's statements and those the
+    hub sends on the driver's cursor (rows.py's multi-row INSERTs), and the commits."""
+    originals = (psycopg.Cursor.execute, psycopg.Cursor.executemany, psycopg.Connection.commit)
+
+    def counted(name: str, method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counts[name] += 1
+            return method(*args, **kwargs)
+
+        return call
+
+    psycopg.Cursor.execute = counted("statements", originals[0])  # type: ignore[method-assign]
+    psycopg.Cursor.executemany = counted("statements", originals[1])  # type: ignore[method-assign]
+    psycopg.Connection.commit = counted("commits", originals[2])  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        psycopg.Cursor.execute, psycopg.Cursor.executemany, psycopg.Connection.commit = originals
 
 
 def run(mode: str, events: int, batch: int, workdir: Path) -> dict[str, float]:
@@ -145,10 +159,10 @@ def main() -> int:
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory(prefix="hub-worker-cost-") as tmp:
             r = run(mode, args.events, args.batch, Path(tmp))
+        sent = f"; {r['statements']:.3f} statements, {r['commits']:.3f} commits"
         print(
             f"  {mode:<9} CPU {r['route_cpu_us']:5.0f} us routing + {r['deliver_cpu_us']:4.0f}"
-            f" us delivering, wall {r['wall_us']:5.0f} us; {r['statements']:.3f} statements,"
-            f" {r['commits']:.3f} commits"
+            f" us delivering, wall {r['wall_us']:5.0f} us" + (sent if mode == "postgres" else "")
         )
     return 0
 
