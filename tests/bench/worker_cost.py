@@ -40,10 +40,9 @@ from handlers.dispatch import route_events  # noqa: E402
 from handlers.outbox.deliver import deliver_effects  # noqa: E402
 from handlers.routing_table import ROUTES  # noqa: E402
 from hub.events.store import NewEvent  # noqa: E402
-from hub.runtime.queue import DELIVER_ACTOR  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.handlers import payloads as p  # noqa: E402
-from tests.handlers.conftest import context_for  # noqa: E402
+from tests.handlers.conftest import context_for, deliver_messages  # noqa: E402
 
 ACCOUNTS = ("acct_1BenchAtlas000001", "acct_1BenchBoreal00002", "acct_1BenchCirrus00003")
 
@@ -71,17 +70,6 @@ def routed_mix(n: int) -> list[NewEvent]:
     return events
 
 
-def deliveries(ctx: WorkflowContext) -> list[Any]:
-    """The delivery messages the stub broker holds, taken off it (the rest are dropped)."""
-    queue = ctx.queue.broker.queues[ctx.queue.queue_name]  # type: ignore[attr-defined]
-    found = []
-    while not queue.empty():
-        message = json.loads(queue.get_nowait())
-        if message["actor_name"] == DELIVER_ACTOR:
-            found.append(message["args"][0])
-    return found
-
-
 def measure(ctx: WorkflowContext, ids: list[str], batch: int) -> dict[str, float]:
     counts = {"statements": 0, "commits": 0}
     with counting(counts):
@@ -91,7 +79,7 @@ def measure(ctx: WorkflowContext, ids: list[str], batch: int) -> dict[str, float
             a = time.process_time()
             route_events(ctx, ids[first : first + batch], ROUTES)
             b = time.process_time()
-            for target in deliveries(ctx):
+            for target in deliver_messages(ctx):
                 deliver_effects(ctx, target)
             routing, delivering = routing + b - a, delivering + time.process_time() - b
         wall = time.perf_counter() - start

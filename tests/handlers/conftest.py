@@ -15,7 +15,7 @@ from hub.config import Settings
 from hub.events.store import EventStore, NewEvent
 from hub.incidents.changes import effects, incidents, timeline
 from hub.runtime.db import make_engine
-from hub.runtime.queue import EventQueue
+from hub.runtime.queue import DELIVER_ACTOR, EventQueue
 from tests.conftest import make_settings
 
 
@@ -74,3 +74,14 @@ def effects_of(ctx: WorkflowContext, incident_id: str | None = None) -> list[Any
 
 def timeline_of(ctx: WorkflowContext, incident_id: str) -> list[Any]:
     return rows(ctx, timeline, timeline.c.incident_id == incident_id)
+
+
+def deliver_messages(ctx: WorkflowContext) -> list[Any]:
+    """The args of the delivery messages waiting in the stub broker, taken off it."""
+    queue = ctx.queue.broker.queues[ctx.queue.queue_name]  # type: ignore[attr-defined]
+    found = []
+    while not queue.empty():
+        message = json.loads(queue.get_nowait())
+        if message["actor_name"] == DELIVER_ACTOR:
+            found.append(message["args"][0])
+    return found

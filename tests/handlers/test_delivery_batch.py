@@ -35,19 +35,14 @@ from tests.conftest import make_settings
 from tests.fakes.github import GitHubServer
 from tests.fakes.slack import SlackServer
 from tests.handlers import payloads as p
-from tests.handlers.conftest import all_incidents, context_for, effects_of, store_event
+from tests.handlers.conftest import (
+    all_incidents,
+    context_for,
+    deliver_messages,
+    effects_of,
+    store_event,
+)
 from tests.handlers.test_batch import commits_during, dispute, failed_payment
-
-
-def deliver_messages(ctx: WorkflowContext) -> list[Any]:
-    """The args of the delivery messages waiting in the stub broker, taken off it."""
-    queue = ctx.queue.broker.queues[ctx.queue.queue_name]  # type: ignore[attr-defined]
-    found = []
-    while not queue.empty():
-        message = json.loads(queue.get_nowait())
-        if message["actor_name"] == DELIVER_ACTOR:
-            found.append(message["args"][0])
-    return found
 
 
 def statements_during(ctx: WorkflowContext, run: Any) -> tuple[int, int]:
