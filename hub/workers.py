@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
@@ -30,6 +31,7 @@ from hub.events.sweeper import Sweeper, housekeeping_clock
 from hub.observability.worker_metrics import LocalCounters, WorkerMetrics
 from hub.rules.state import RuleSet
 from hub.runtime.db import raise_while_writing
+from hub.runtime.dead_consumers import adopt_consumer_id, new_consumer_id, requeue_fetched
 from hub.runtime.logs import configure_logging, lean_records
 from hub.runtime.periodic import Periodic
 from hub.runtime.pipe_broker import PipeBroker, SharedWaiting, read_frames, write_frames
@@ -285,14 +287,17 @@ def _stop_on_signals(*, reloads_elsewhere: bool = False) -> threading.Event:
     return stopping
 
 
-def _child(threads: int) -> None:
-    """One worker process: its own container, its own connections."""
+def _child(threads: int, consumer_id: str) -> None:
+    """One worker process: its own container, its own connections. Its consumers fetch from
+    Redis as `consumer_id`, so that the supervisor can give back what they had fetched if
+    this process dies."""
     stopping = _stop_on_signals(reloads_elsewhere=True)
     settings = Settings()
     if configure_logging(settings):
         lean_records()
     parent = os.getppid()
     container = build(settings)
+    adopt_consumer_id(container.broker, consumer_id)
     worker = start_worker(container, threads)
     publisher = publish_routes(container)
     # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.
@@ -331,9 +336,10 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
         retention.start()
     log.info("%d worker processes x %d threads on %s", processes, threads, settings.queue_name)
     while not stopping.wait(1.0):
-        for i, child in enumerate(children):
+        for i, (child, consumer_id) in enumerate(children):
             if not child.is_alive():
                 log.error("worker process %s exited with %s; restarting", child.pid, child.exitcode)
+                _give_back(container, consumer_id)
                 children[i] = _spawn(ctx, threads)
     log.info("stopping: waiting up to %d s for running messages", STOP_MS // 1000)
     sweeper.stop()
@@ -342,10 +348,10 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
         retention.stop()
     # The children are told even when only this process got the signal (a kubelet signals
     # PID 1 alone); each finishes what it runs and gives the rest back to Redis.
-    for child in children:
+    for child, _ in children:
         child.terminate()
     deadline = time.monotonic() + STOP_MS / 1000 + 5
-    for child in children:
+    for child, _ in children:
         child.join(timeout=max(0.1, deadline - time.monotonic()))
         if child.is_alive():
             log.error("worker process %s still running; killing it", child.pid)
@@ -353,8 +359,20 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
             child.join(timeout=5)
 
 
-def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> BaseProcess:
-    proc = ctx.Process(target=_child, args=(threads,), name="hub-worker")
+def _give_back(container: Container, consumer_id: str) -> None:
+    """What a dead worker process had fetched goes back to the queue now, not once Redis
+    finds its heartbeat stale (hub/runtime/dead_consumers.py)."""
+    try:
+        requeue_fetched(container.broker, consumer_id)
+    except redis.RedisError as exc:  # Redis down too: its heartbeat expiring still covers it
+        log.warning("could not give back a dead worker's messages now: %s", type(exc).__name__)
+    else:
+        log.info("messages the dead worker process had fetched are back on the queue")
+
+
+def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> tuple[BaseProcess, str]:
+    consumer_id = new_consumer_id()
+    proc = ctx.Process(target=_child, args=(threads, consumer_id), name="hub-worker")
     # Started with SIGHUP blocked, which it inherits: a SIGHUP to the group while it starts
     # does not end it (it ignores the signal once running); ours arrives once unblocked.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
@@ -362,4 +380,4 @@ def _spawn(ctx: multiprocessing.context.SpawnContext, threads: int) -> BaseProce
         proc.start()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-    return proc
+    return proc, consumer_id
