@@ -22,6 +22,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.admin.retention import retention_clock
 from hub.config import Settings
@@ -289,8 +290,8 @@ def _stop_on_signals(*, reloads_elsewhere: bool = False) -> threading.Event:
 
 def _child(threads: int, consumer_id: str) -> None:
     """One worker process: its own container, its own connections. Its consumers fetch from
-    Redis as `consumer_id`, so that the supervisor can give back what they had fetched if
-    this process dies."""
+    Redis as `consumer_id`, and its claims record it, so that the supervisor can give back
+    what it held if this process dies."""
     stopping = _stop_on_signals(reloads_elsewhere=True)
     settings = Settings()
     if configure_logging(settings):
@@ -298,6 +299,7 @@ def _child(threads: int, consumer_id: str) -> None:
     parent = os.getppid()
     container = build(settings)
     adopt_consumer_id(container.broker, consumer_id)
+    container.store.claimer = consumer_id
     worker = start_worker(container, threads)
     publisher = publish_routes(container)
     # A supervisor killed with SIGKILL cannot stop us: notice it is gone and stop too.
@@ -360,8 +362,16 @@ def run_worker_processes(settings: Settings, processes: int, threads: int) -> No
 
 
 def _give_back(container: Container, consumer_id: str) -> None:
-    """What a dead worker process had fetched goes back to the queue now, not once Redis
-    finds its heartbeat stale (hub/runtime/dead_consumers.py)."""
+    """What a dead worker process held moves again now: the events it had claimed, whose
+    leases would otherwise run for HUB_PROCESSING_LEASE_S, and the messages it had fetched,
+    which Redis would return only once its heartbeat was stale (hub/runtime/dead_consumers.py).
+    The leases first: the returned messages then find those events claimable."""
+    try:
+        released = container.store.release_claims(consumer_id)
+    except SQLAlchemyError as exc:  # the database down too: the leases still run out
+        log.warning("could not release a dead worker's claims now: %s", type(exc).__name__)
+    else:
+        log.info("%d events the dead worker process had claimed are claimable again", released)
     try:
         requeue_fetched(container.broker, consumer_id)
     except redis.RedisError as exc:  # Redis down too: its heartbeat expiring still covers it

@@ -76,6 +76,9 @@ class Event(SQLModel, table=True):
     # When the sweeper should take the event back if it has not moved on; NULL once settled.
     deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     runs: int = 0
+    # The worker consumer whose claim holds the event (`processing`): if that worker's
+    # process dies, its supervisor hands the event back at once instead of after the lease.
+    claimed_by: str | None = Field(default=None, max_length=40)
     # The bulk replay that last queued this event: progress is counted by it.
     replay_id: str | None = Field(default=None, max_length=40)
     # Retention emptied the body (metadata, attempts and audit stay); it cannot be replayed.

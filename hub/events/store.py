@@ -72,6 +72,9 @@ class Timing:
 class EventStore:
     engine: Engine
     timing: Timing = field(default_factory=Timing)
+    # Recorded on the events this process claims: a `hub worker` process's consumer id, so
+    # that its supervisor can hand them back if it dies (release_claims). None elsewhere.
+    claimer: str | None = None
 
     def __post_init__(self) -> None:
         # Statements are built once: constructing SQLAlchemy expressions per call costs more
@@ -112,7 +115,8 @@ class EventStore:
         )
         claim = update(events).where(by_ids, claimable)
         took = (events.c.id, events.c.provider, events.c.type, events.c.runs, events.c.status)
-        self._claim_all = claim.values(status=Status.PROCESSING, runs=events.c.runs + 1, **moved)
+        runs = {"runs": events.c.runs + 1, "claimed_by": bindparam("p_claimer")}
+        self._claim_all = claim.values(status=Status.PROCESSING, **runs, **moved)
         self._claim_all = self._claim_all.returning(*took)
         # An event no workflow wants goes straight to `ignored` in the same UPDATE: most
         # webhooks need nothing done, and one row version per event is half the writes.
@@ -120,10 +124,16 @@ class EventStore:
         routed = one_of(kind, "p_routed", dialect)
         self._claim_routed = claim.values(
             status=case((routed, Status.PROCESSING), else_=Status.IGNORED),
-            runs=events.c.runs + 1,
+            **runs,
             updated_at=bindparam("p_now"),
             deadline=case((routed, bindparam("p_deadline")), else_=None),
         ).returning(*took)
+        self._release = (
+            update(events)
+            .where(events.c.status == Status.PROCESSING)
+            .where(events.c.claimed_by == bindparam("p_claimer"))
+            .values(deadline=bindparam("p_now"), updated_at=bindparam("p_now"))
+        )
         self._settle = (
             update(events)
             .where(by_ids, status == Status.PROCESSING)
@@ -184,13 +194,27 @@ class EventStore:
         marked `ignored` by the same statement and not returned."""
         now = utcnow()
         deadline = now + timedelta(seconds=self.timing.lease_s)
-        params: dict[str, Any] = {"p_ids": ids, "p_now": now, "p_deadline": deadline}
+        params: dict[str, Any] = {
+            "p_ids": ids,
+            "p_now": now,
+            "p_deadline": deadline,
+            "p_claimer": self.claimer,
+        }
         stmt = self._claim_all
         if routed is not None:
             stmt, params["p_routed"] = self._claim_routed, list(routed)
         with write(self.engine) as conn:
             rows = conn.execute(stmt, params).all()
         return [Claimed(*row[:4]) for row in rows if row[4] == Status.PROCESSING]
+
+    def release_claims(self, claimer: str) -> int:
+        """End the leases of the events `claimer` holds: its process is gone (`hub worker`
+        saw it exit), so they are claimable now, by the next message or sweep that names them.
+        A claim its dead process had settled in time is no longer `processing`: untouched."""
+        now = utcnow()
+        with write(self.engine) as conn:
+            params = {"p_claimer": claimer, "p_now": now}
+            return conn.execute(self._release, params).rowcount
 
     def settle(
         self,

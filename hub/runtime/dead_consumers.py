@@ -4,10 +4,10 @@ Dramatiq's Redis broker keeps each consumer's fetched, unacknowledged messages i
 its own and returns them to the queue only once that consumer's heartbeat is older than
 `broker_heartbeat_timeout_ms`, in a maintenance pass that runs on a random fraction of
 calls: 15 s and some luck with our defaults (CI once waited 23.5 s for two events with a
-5 s heartbeat). Events a dead worker had claimed come back through their lease, but those
-it had only fetched (a worker prefetches up to twice its threads' messages, 200 events
-each) are under no lease. `hub worker` knows the moment one of its processes dies, and
-which consumer id it ran under: it marks that consumer dead and runs the pass itself."""
+5 s heartbeat). The events a dead worker had only fetched (it prefetches up to twice its
+threads' messages, 200 events each) are under no lease, so nothing else brings them back
+sooner. `hub worker` knows the moment one of its processes dies, and which consumer id it
+ran under: it marks that consumer dead and runs the pass itself."""
 
 from __future__ import annotations
 
