@@ -122,7 +122,8 @@ class RulesWatch:
 def _embedded_workers(container: Container) -> list[Service]:
     """Without Redis, `hub serve` runs the workers: a child process (the default), or
     threads of this one. The clock only sends a message; retention runs where workers do."""
-    from hub.workers import ChildWorkers, InProcessWorkers
+    from hub.workers import InProcessWorkers
+    from hub.workers.embedded import ChildWorkers
 
     settings = container.settings
     clock = housekeeping_clock(container.events, container.limits, settings.sweep_interval_s)

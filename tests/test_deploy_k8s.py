@@ -228,7 +228,7 @@ def test_the_api_drains_before_it_is_killed(objects):
 
 def test_the_workers_get_to_finish_their_messages(objects):
     worker = one(objects, "Deployment", "worker")
-    # hub/workers.py: running messages get STOP_MS, the supervisor waits 5 s more.
+    # hub/workers/processes.py: running messages get STOP_MS, the supervisor waits 5 s more.
     assert pod_spec(worker)["terminationGracePeriodSeconds"] > STOP_MS / 1000 + 5
 
 

@@ -62,7 +62,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 def _worker(args: argparse.Namespace) -> None:
     from hub.config import Settings
-    from hub.workers import run_worker_processes
+    from hub.workers.processes import run_worker_processes
 
     run_worker_processes(Settings(), args.processes, args.threads)
 

@@ -168,7 +168,7 @@ def lean_records() -> None:
     through the JSON handler with ids bound: 33-58 us -> 25-32 us; a new incident writes
     three (docs/benchmarks.md, 2026-12-04 evening: 2-6% of its CPU). Process-wide, so
     only for the server and worker processes the hub owns (hub/cli/main.py,
-    hub/workers.py), never where it is embedded or tested; `stack_info=True` then adds
+    hub/workers/), never where it is embedded or tested; `stack_info=True` then adds
     nothing, and the hub never asks for it."""
     logging._srcfile = None
     logging.logThreads = False

@@ -1,5 +1,5 @@
 """The embedded hub's hand-off to its worker process: a Dramatiq broker whose messages go down
-a pipe to the child that `hub serve` starts (hub.workers.ChildWorkers), which puts them on
+a pipe to the child that `hub serve` starts (hub.workers.embedded.ChildWorkers), which puts them on
 its own in-memory broker and runs them there.
 
 Why a process: workers that are threads of the API process hold its GIL while they run a
