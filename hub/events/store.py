@@ -210,9 +210,14 @@ class EventStore:
     def release_claims(self, claimer: str) -> int:
         """End the leases of the events `claimer` holds: its process is gone (`hub worker`
         saw it exit), so they are claimable now, by the next message or sweep that names them.
-        A claim its dead process had settled in time is no longer `processing`: untouched."""
+        A claim its dead process had settled in time is no longer `processing`: untouched.
+        The dead process's backend may still hold some of these rows (it learns that its
+        client is gone only when it next reads from it): past 2 s waiting, this gives up
+        and the leases run out as they would have."""
         now = utcnow()
         with write(self.engine) as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
             params = {"p_claimer": claimer, "p_now": now}
             return conn.execute(self._release, params).rowcount
 
