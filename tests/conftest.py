@@ -195,14 +195,15 @@ def with_slack(settings: Settings, slack: SlackServer, **more: object) -> Settin
 
 
 @pytest.fixture
-def hub_worker(prod_settings: Settings) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    """Start `hub worker` processes (each in its own process group) and clean them up."""
+def hub_worker(prod_settings: Settings) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `hub worker` processes (each in its own process group; with `prod_settings`
+    unless given others) and clean them up."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(settings: Settings = prod_settings) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "worker", "--processes", "1", "--threads", "2"],
-            env=settings_env(prod_settings),
+            env=settings_env(settings),
             cwd=ROOT,
             start_new_session=True,
         )

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -20,16 +19,14 @@ from starlette.testclient import TestClient
 
 from hub.bootstrap import create_app
 from hub.config import Settings
-from tests.conftest import settings_env
 from tests.signing import github_request
 from tests.test_services import counts, post, wait_for
 
 pytestmark = pytest.mark.services
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def settings(prod_settings: Settings) -> Iterator[Settings]:
+def settings(prod_settings: Settings) -> Settings:
     """Redis alone would return a dead consumer's messages after a minute, and a claimed
     event's lease would run as long: only the supervisor can make either come back sooner.
     30 events stored, not yet run."""
@@ -38,20 +35,14 @@ def settings(prod_settings: Settings) -> Iterator[Settings]:
     with TestClient(create_app(settings)) as client:
         for _ in range(30):
             post(client, github_request("ping", {"zen": "z", "hook_id": 1}))
-    yield settings
+    return settings
 
 
 @pytest.fixture
-def supervisor(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "worker", "--processes", "1", "--threads", "2"],
-        env=settings_env(settings),
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=40)
+def supervisor(
+    settings: Settings, hub_worker: Callable[..., subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    return hub_worker(settings)
 
 
 def worker_processes(pid: int) -> list[int]:

@@ -93,17 +93,19 @@ def statuses(settings: Settings) -> dict[str, str]:
 
 
 def test_a_worker_killed_mid_event_loses_nothing(prod_settings, hub_worker):
-    """SIGKILL a `hub worker` after it claimed events and ran their workflows but before it
-    recorded the outcome; a new worker finishes them via the lease, well inside Dramatiq's own
-    heartbeat recovery. Messages the dead worker had fetched but not yet claimed are not under
-    a lease: Redis returns them once its heartbeat is stale (broker_heartbeat_timeout_ms)."""
+    """SIGKILL a whole `hub worker`, supervisor included, after it claimed events and ran
+    their workflows but before it recorded the outcome; a new worker finishes them via the
+    lease, well inside Dramatiq's own heartbeat recovery. Messages it had fetched but not yet
+    claimed are under no lease: Redis returns them once its heartbeat is stale."""
+    # A heartbeat timeout well past the lease, so that the lease is what the bound measures.
+    prod_settings = prod_settings.model_copy(update={"broker_heartbeat_timeout_ms": 20_000})
     with TestClient(create_app(prod_settings)) as client:
         for _ in range(30):
             post(client, github_request("ping", {"zen": "z", "hook_id": 1}))
     lock = psycopg.connect(prod_settings.database_url.replace("+psycopg", ""), autocommit=False)
     # Recording attempts waits on this lock: the worker is caught between work and commit.
     lock.execute("LOCK TABLE attempts IN EXCLUSIVE MODE")
-    first = hub_worker()
+    first = hub_worker(prod_settings)
     wait_for(lambda: counts(prod_settings).get("processing", 0) > 0, 30, "a claimed batch")
     time.sleep(0.3)
     os.killpg(first.pid, signal.SIGKILL)
@@ -112,7 +114,7 @@ def test_a_worker_killed_mid_event_loses_nothing(prod_settings, hub_worker):
     lock.close()
     held = {i for i, s in statuses(prod_settings).items() if s == "processing"}
     assert held
-    hub_worker()
+    hub_worker(prod_settings)
 
     def done(ids: set[str]) -> bool:
         now = statuses(prod_settings)
