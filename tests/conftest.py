@@ -18,8 +18,10 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from sqlalchemy import Engine
 
 from hub.config import Settings
+from hub.runtime.db import make_engine
 from hub.runtime.migrate import upgrade
 from tests.fakes.slack import SlackServer
 from tests.signing import GITHUB_SECRET, SLACK_SECRET, STRIPE_SECRET
@@ -130,6 +132,16 @@ def postgres_url(postgres_admin_url: str, postgres_template: str) -> Iterator[st
     yield url
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """An engine on a migrated database of each kind: the test runs once on each. A module
+    that needs another engine defines its own `engine`."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    made = make_engine(url)
+    yield made
+    made.dispose()
 
 
 @pytest.fixture

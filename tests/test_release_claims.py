@@ -6,7 +6,6 @@ On both databases; `hub worker` calls it when it sees one of its processes exit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -16,14 +15,6 @@ from sqlalchemy.exc import OperationalError
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, EventStore, NewEvent
 from hub.runtime.db import make_engine
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def stored(store: EventStore, n: int, prefix: str) -> list[str]:

@@ -83,14 +83,6 @@ def test_an_api_that_knows_no_routes_yet_sends_everything_to_the_queue(sqlite_ur
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest) -> Engine:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    made = make_engine(url)
-    request.addfinalizer(made.dispose)
-    return made
-
-
 def _store(engine: Engine, kind: str, *, routed: bool, received_ago_s: float = 0) -> str:
     """One event as the ingress stores it, received `received_ago_s` ago."""
     provider, _, type_ = kind.partition(":")

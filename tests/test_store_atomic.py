@@ -8,23 +8,12 @@ transaction only before INSERT, UPDATE, DELETE or REPLACE, so an UPDATE written 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from hub.events.models import Status, utcnow
 from hub.events.store import AttemptRecord, EventStore, NewEvent, attempts, events
-from hub.runtime.db import make_engine
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def test_a_settle_whose_attempts_fail_changes_nothing(engine: Engine) -> None:

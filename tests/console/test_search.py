@@ -21,14 +21,6 @@ JSON = {"content-type": "application/json"}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
-
-
 def _store(engine, *bodies: tuple[dict[str, str], bytes]) -> list[str]:  # type: ignore[no-untyped-def]
     batch = [
         NewEvent("github", f"d{i}", "push", h, b, routed=False) for i, (h, b) in enumerate(bodies)
